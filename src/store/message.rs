@@ -1,0 +1,211 @@
+//! The text of event commits and sync-state commits.
+//!
+//! An event commit message is
+//!
+//! ```text
+//! WPStatusChanged WP01 planned → doing
+//!
+//! {"event_id":"01J…",…the complete envelope…}
+//!
+//! Event-Id: 01J…
+//! Lamport: 42
+//! Seq: 17
+//! ```
+//!
+//! The JSON is the source of truth. The trailers exist so that a tip can be read without parsing
+//! the JSON (the Lamport clock of every chain tip is needed on every append) and so that `Seq`,
+//! the 1-based position of the commit on its chain, makes counting pending events O(1).
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+
+/// The trailers of an event commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTrailers<'a> {
+    pub event_id: &'a str,
+    pub lamport: u64,
+    pub seq: u64,
+}
+
+/// Why a commit message is not a valid event or sync-state message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("the message has no `Event-Id:`/`Lamport:`/`Seq:` trailer block")]
+    MissingTrailers,
+    #[error("trailer `{0}` is not a valid number")]
+    BadTrailer(&'static str),
+    #[error("the message body is not a JSON event envelope: {0}")]
+    BadJson(String),
+    #[error("the JSON says {json} but the trailer says {trailer} for {field}")]
+    Mismatch {
+        field: &'static str,
+        json: String,
+        trailer: String,
+    },
+    #[error("the message is not UTF-8")]
+    NotUtf8,
+}
+
+/// Formats the commit message for `event` at position `seq` of its chain.
+pub fn format_event(event: &Event, seq: u64) -> String {
+    // Serialising a struct of strings, numbers and a JSON map cannot fail.
+    let json = serde_json::to_string(event).unwrap_or_default();
+    format!(
+        "{}\n\n{}\n\nEvent-Id: {}\nLamport: {}\nSeq: {}\n",
+        event.summary(),
+        json,
+        event.event_id,
+        event.lamport_clock,
+        seq
+    )
+}
+
+/// Reads only the trailers of an event commit message (cheap: no JSON parsing).
+pub fn parse_trailers(message: &str) -> Result<EventTrailers<'_>, MessageError> {
+    let block = trailer_block(message).ok_or(MessageError::MissingTrailers)?;
+    let mut event_id = None;
+    let mut lamport = None;
+    let mut seq = None;
+    for line in block.lines() {
+        if let Some(v) = line.strip_prefix("Event-Id: ") {
+            event_id = Some(v.trim());
+        } else if let Some(v) = line.strip_prefix("Lamport: ") {
+            lamport = Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| MessageError::BadTrailer("Lamport"))?,
+            );
+        } else if let Some(v) = line.strip_prefix("Seq: ") {
+            seq = Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| MessageError::BadTrailer("Seq"))?,
+            );
+        }
+    }
+    match (event_id, lamport, seq) {
+        (Some(event_id), Some(lamport), Some(seq)) => Ok(EventTrailers {
+            event_id,
+            lamport,
+            seq,
+        }),
+        _ => Err(MessageError::MissingTrailers),
+    }
+}
+
+/// Parses a whole event commit message: the envelope and its trailers, checked against each
+/// other.
+pub fn parse_event(message: &str) -> Result<(Event, u64), MessageError> {
+    let trailers = parse_trailers(message)?;
+    let json = event_json(message).ok_or(MessageError::MissingTrailers)?;
+    let event: Event =
+        serde_json::from_str(json).map_err(|e| MessageError::BadJson(e.to_string()))?;
+    if event.event_id != trailers.event_id {
+        return Err(MessageError::Mismatch {
+            field: "event_id",
+            json: event.event_id,
+            trailer: trailers.event_id.to_owned(),
+        });
+    }
+    if event.lamport_clock != trailers.lamport {
+        return Err(MessageError::Mismatch {
+            field: "lamport_clock",
+            json: event.lamport_clock.to_string(),
+            trailer: trailers.lamport.to_string(),
+        });
+    }
+    Ok((event, trailers.seq))
+}
+
+/// The raw JSON text of an event commit message (between the subject and the trailers).
+pub fn event_json(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("\n\n")?;
+    let end = rest.rfind("\n\nEvent-Id: ")?;
+    Some(rest[..end].trim())
+}
+
+fn trailer_block(message: &str) -> Option<&str> {
+    let start = message.rfind("\n\nEvent-Id: ")?;
+    Some(&message[start + 2..])
+}
+
+/// One event the server rejected, remembered by the sync state until it is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedEvent {
+    pub event_id: String,
+    pub retry_count: u32,
+    pub error: String,
+}
+
+/// What a sync-state commit records (its message body, as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRecord {
+    /// `Seq` of the newest event commit the server has answered for (the mark).
+    pub mark_seq: u64,
+    pub server_url: String,
+    pub team: String,
+    /// RFC 3339 time of the sync.
+    pub time: String,
+    /// Events settled by this sync (success or duplicate).
+    pub acknowledged: u64,
+    /// Every event up to the mark that the server rejected and that is still pending.
+    pub rejected: Vec<RejectedEvent>,
+}
+
+/// Formats a sync-state commit message.
+pub fn format_sync(node: &str, record: &SyncRecord) -> String {
+    let json = serde_json::to_string(record).unwrap_or_default();
+    format!(
+        "sync {node}: {} acknowledged, {} rejected, up to #{} ({})\n\n{json}\n\nMark-Seq: {}\n",
+        record.acknowledged,
+        record.rejected.len(),
+        record.mark_seq,
+        record.server_url,
+        record.mark_seq
+    )
+}
+
+/// Parses a sync-state commit message.
+pub fn parse_sync(message: &str) -> Result<SyncRecord, MessageError> {
+    let (_, rest) = message
+        .split_once("\n\n")
+        .ok_or(MessageError::MissingTrailers)?;
+    let end = rest
+        .rfind("\n\nMark-Seq: ")
+        .ok_or(MessageError::MissingTrailers)?;
+    serde_json::from_str(rest[..end].trim()).map_err(|e| MessageError::BadJson(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Lane, Origin, Payload};
+
+    #[test]
+    fn event_message_round_trips() {
+        let p = Payload::WPStatusChanged {
+            wp_id: "WP01".into(),
+            previous_status: Lane::Planned,
+            new_status: Lane::Doing,
+            changed_by: "alice".into(),
+            feature_slug: None,
+        };
+        let mut e = Event::new(&p, &Origin::default(), None, None);
+        e.lamport_clock = 42;
+        let msg = format_event(&e, 7);
+        assert!(msg.starts_with("WPStatusChanged WP01 planned → doing\n\n{"));
+        let t = parse_trailers(&msg).unwrap();
+        assert_eq!((t.lamport, t.seq), (42, 7));
+        let (back, seq) = parse_event(&msg).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(seq, 7);
+    }
+
+    #[test]
+    fn garbage_is_reported_not_panicked() {
+        assert_eq!(parse_trailers("hello"), Err(MessageError::MissingTrailers));
+        let bad = "s\n\nnot json\n\nEvent-Id: X\nLamport: 1\nSeq: 1\n";
+        assert!(matches!(parse_event(bad), Err(MessageError::BadJson(_))));
+    }
+}

@@ -1,0 +1,5 @@
+//! Client side of the sync protocol. So far: the client configuration file.
+
+pub mod config;
+
+pub use config::{ClientConfig, ConfigError, spec_kitty_home};

@@ -1,0 +1,266 @@
+//! The one emission path: build the envelope, validate it, append it.
+//!
+//! [`Emitter::emit`] never fails the caller: whatever goes wrong becomes an
+//! [`EmitOutcome`] carrying a one-line warning (no payload, no secrets) that the CLI prints on
+//! stderr while the user's command stands. [`Emitter::try_emit`] is the same path with the full
+//! error, for `spec-kitty events emit`, whose job *is* the event.
+
+use std::path::{Path, PathBuf};
+
+use gix::bstr::ByteSlice;
+use miette::Diagnostic;
+use serde_json::{Map, Value};
+
+use crate::event::{Event, EventType, LOCAL_TEAM, Origin, Payload};
+use crate::project::identity::{self, IdentityError};
+use crate::store::{Appended, EventLog, StoreError};
+use crate::sync::{ClientConfig, ConfigError};
+
+/// Why an event could not be recorded.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum EmitError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl EmitError {
+    /// A one-line description fit for a warning: what happened and the command that fixes it.
+    pub fn one_line(&self) -> String {
+        let help = self.help().map(|h| format!(" ({h})")).unwrap_or_default();
+        let first = self.to_string();
+        let first = first.lines().next().unwrap_or("").to_owned();
+        format!("{first}{help}")
+    }
+}
+
+/// What happened to one event.
+#[derive(Debug)]
+pub enum EmitOutcome {
+    Recorded(Appended),
+    /// Not recorded; the warning says why and what to run.
+    NotRecorded {
+        warning: String,
+    },
+}
+
+impl EmitOutcome {
+    pub fn warning(&self) -> Option<&str> {
+        match self {
+            EmitOutcome::Recorded(_) => None,
+            EmitOutcome::NotRecorded { warning } => Some(warning),
+        }
+    }
+
+    pub fn event_id(&self) -> Option<&str> {
+        match self {
+            EmitOutcome::Recorded(a) => Some(&a.event_id),
+            EmitOutcome::NotRecorded { .. } => None,
+        }
+    }
+}
+
+/// Everything needed to emit events from one directory: the log, the envelope's origin, the
+/// pending cap. Opening never fails; a problem found while opening is reported by each emit.
+pub struct Emitter {
+    state: Result<Ready, EmitError>,
+    /// Warnings about the setup that did not stop emission (e.g. an unreadable config file,
+    /// replaced by defaults). Reported once by the first emit.
+    setup_warnings: std::cell::RefCell<Vec<String>>,
+}
+
+struct Ready {
+    log: EventLog,
+    origin: Origin,
+    queue_limit: u64,
+}
+
+impl Emitter {
+    /// Prepares emission for the repository containing `dir`.
+    pub fn open(dir: &Path) -> Emitter {
+        let mut warnings = Vec::new();
+        let config = match ClientConfig::load() {
+            Ok(c) => c,
+            Err(e) => {
+                warnings.push(format!("{}; using defaults", EmitError::from(e).one_line()));
+                ClientConfig::defaults()
+            }
+        };
+        let state = EventLog::discover(dir)
+            .map_err(EmitError::from)
+            .and_then(|log| {
+                let origin = origin_for(&log)?;
+                Ok(Ready {
+                    log,
+                    origin,
+                    queue_limit: config.queue_limit,
+                })
+            });
+        Emitter {
+            state,
+            setup_warnings: std::cell::RefCell::new(warnings),
+        }
+    }
+
+    /// The event log, when the repository could be opened.
+    pub fn log(&self) -> Option<&EventLog> {
+        self.state.as_ref().ok().map(|r| &r.log)
+    }
+
+    /// The envelope origin (node, project, git facts), when available.
+    pub fn origin(&self) -> Option<&Origin> {
+        self.state.as_ref().ok().map(|r| &r.origin)
+    }
+
+    /// Records one event; never fails the caller.
+    pub fn emit(&self, payload: &Payload, causation_id: Option<&str>) -> EmitOutcome {
+        let event_type = payload.event_type();
+        match self.try_emit(event_type, payload.to_map(), causation_id, None) {
+            Ok(a) => EmitOutcome::Recorded(a),
+            Err(e) => EmitOutcome::NotRecorded {
+                warning: format!("{event_type} not recorded: {}", e.one_line()),
+            },
+        }
+    }
+
+    /// Records one event from a raw payload, returning the full error on failure.
+    pub fn try_emit(
+        &self,
+        event_type: EventType,
+        payload: Map<String, Value>,
+        causation_id: Option<&str>,
+        aggregate_id: Option<String>,
+    ) -> Result<Appended, EmitError> {
+        let ready = match &self.state {
+            Ok(r) => r,
+            Err(e) => return Err(clone_setup_error(e)),
+        };
+        let event = Event::from_parts(
+            event_type,
+            payload,
+            &ready.origin,
+            causation_id.map(str::to_owned),
+            aggregate_id,
+        );
+        Ok(ready.log.append(event, ready.queue_limit)?)
+    }
+
+    /// Warnings about the setup (e.g. an invalid config file replaced by defaults), taken once.
+    pub fn take_setup_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut self.setup_warnings.borrow_mut())
+    }
+}
+
+/// Setup errors are reported by every emit; they are rebuilt from their rendering because the
+/// underlying git and io errors are not `Clone`.
+fn clone_setup_error(e: &EmitError) -> EmitError {
+    match e {
+        EmitError::Store(StoreError::NotARepository { path }) => {
+            EmitError::Store(StoreError::NotARepository { path: path.clone() })
+        }
+        other => EmitError::Store(StoreError::Git {
+            action: "preparing to emit".into(),
+            message: other.one_line(),
+        }),
+    }
+}
+
+/// The parts of the envelope that come from where we are: node, project, git facts.
+pub fn origin_for(log: &EventLog) -> Result<Origin, EmitError> {
+    let repo = log.repo();
+    let workdir = repo.workdir().map(Path::to_path_buf);
+    let main_root = main_worktree_root(log.common_dir())
+        .or_else(|| workdir.clone())
+        .unwrap_or_else(|| log.common_dir().to_path_buf());
+    let worktree_root = workdir.unwrap_or_else(|| main_root.clone());
+    let default_slug = main_root
+        .file_name()
+        .map(|n| slugify(&n.to_string_lossy()))
+        .filter(|s| !s.is_empty());
+    let identity = identity::load_or_create(&worktree_root, &main_root, default_slug.as_deref())?;
+    let git_branch = repo
+        .head_name()
+        .ok()
+        .flatten()
+        .map(|n| n.shorten().to_str_lossy().into_owned());
+    let head_commit_sha = repo.head_id().ok().map(|id| id.to_string());
+    let repo_slug = repo
+        .config_snapshot()
+        .string("remote.origin.url")
+        .and_then(|u| repo_slug_from_url(&u.to_str_lossy()));
+    Ok(Origin {
+        node_id: log.node_id().to_owned(),
+        project_uuid: identity.uuid,
+        project_slug: identity.slug,
+        team_slug: LOCAL_TEAM.to_owned(),
+        git_branch,
+        head_commit_sha,
+        repo_slug,
+    })
+}
+
+/// The main checkout of a repository whose common dir is `<root>/.git`.
+pub fn main_worktree_root(common_dir: &Path) -> Option<PathBuf> {
+    (common_dir.file_name()? == ".git").then(|| common_dir.parent().map(Path::to_path_buf))?
+}
+
+/// `owner/repo` from a remote URL in any of git's forms.
+pub fn repo_slug_from_url(url: &str) -> Option<String> {
+    let trimmed = url.trim().trim_end_matches('/').trim_end_matches(".git");
+    let path = if let Some((_, rest)) = trimmed.split_once("://") {
+        rest.split_once('/')?.1
+    } else if let Some((_, rest)) = trimmed.split_once(':') {
+        rest
+    } else {
+        trimmed
+    };
+    let mut parts = path.rsplit('/').filter(|p| !p.is_empty());
+    let repo = parts.next()?;
+    let owner = parts.next()?;
+    Some(format!("{owner}/{repo}"))
+}
+
+/// Lowercase letters, digits and single dashes.
+pub fn slugify(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_slugs_from_remote_urls() {
+        for url in [
+            "https://github.com/acme/widgets.git",
+            "git@github.com:acme/widgets.git",
+            "ssh://git@host:22/acme/widgets",
+        ] {
+            assert_eq!(
+                repo_slug_from_url(url).as_deref(),
+                Some("acme/widgets"),
+                "{url}"
+            );
+        }
+        assert_eq!(repo_slug_from_url("widgets"), None);
+    }
+
+    #[test]
+    fn slugify_keeps_it_simple() {
+        assert_eq!(slugify("My Repo_2"), "my-repo-2");
+    }
+}
