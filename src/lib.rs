@@ -8,6 +8,7 @@
 //!
 //! Library modules never print and never exit; the binaries render their errors.
 
+pub mod cli;
 pub mod event;
 pub mod project;
 pub mod store;

@@ -14,12 +14,14 @@ mod log;
 pub mod message;
 mod read;
 mod sync_state;
+mod verify;
 
 pub use error::StoreError;
 pub use log::{Appended, Chain, EventLog, StoredEvent};
 pub use message::{RejectedEvent, SyncRecord};
 pub use read::{EventFilter, LaneState, WorkPackageKey};
 pub use sync_state::{ChainPending, SyncState};
+pub use verify::{Problem, VerifyReport};
 
 /// Namespace of the event chains.
 pub const EVENTS_PREFIX: &str = "refs/spec-kitty/events/";

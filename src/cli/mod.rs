@@ -1,0 +1,73 @@
+//! The command line: clap definitions and one module per command group. The only place that
+//! prints. Each command parses, calls the library, and renders text or `--json`.
+
+mod demo;
+mod events;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::workflow::EmitOutcome;
+
+/// Spec-driven workflow events, stored in git refs and synced to your team.
+///
+/// Every workflow action (a work package changing lane, a feature being created, a note added)
+/// becomes an event: one commit on `refs/spec-kitty/events/<node>` in your repository. Read
+/// them with `spec-kitty events log`, or with plain git:
+///
+///     git log --glob=refs/spec-kitty/events
+#[derive(Debug, Parser)]
+#[command(
+    name = "spec-kitty",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Run as if spec-kitty was started in <DIR> (like `git -C`).
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read, emit and check the events stored in this repository.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
+    /// Try spec-kitty on a throwaway repository: emit events and show them.
+    Demo(demo::DemoArgs),
+}
+
+/// Runs the parsed command. Errors are rendered by `main` with miette.
+pub fn run(cli: Cli) -> miette::Result<ExitCode> {
+    let dir = match cli.directory {
+        Some(d) => d,
+        None => std::env::current_dir()
+            .map_err(|e| miette::miette!("cannot read the current directory: {e}"))?,
+    };
+    match cli.command {
+        Command::Events(cmd) => events::run(&dir, cmd),
+        Command::Demo(args) => demo::run(args),
+    }
+}
+
+/// Prints the warning of an event that could not be recorded: one line on stderr. The
+/// command's own result stands.
+pub fn report_emit(outcome: &EmitOutcome) {
+    if let Some(w) = outcome.warning() {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> miette::Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| miette::miette!("cannot serialise output: {e}"))?;
+    println!("{text}");
+    Ok(())
+}
