@@ -82,16 +82,22 @@ struct Ready {
 }
 
 impl Emitter {
-    /// Prepares emission for the repository containing `dir`.
+    /// Prepares emission for the repository containing `dir`, with the client configuration
+    /// of this user (an unreadable configuration falls back to defaults, with a warning).
     pub fn open(dir: &Path) -> Emitter {
-        let mut warnings = Vec::new();
-        let config = match ClientConfig::load() {
-            Ok(c) => c,
+        match ClientConfig::load() {
+            Ok(c) => Self::with_config(dir, &c),
             Err(e) => {
-                warnings.push(format!("{}; using defaults", EmitError::from(e).one_line()));
-                ClientConfig::defaults()
+                let emitter = Self::with_config(dir, &ClientConfig::defaults());
+                let warning = format!("{}; using defaults", EmitError::from(e).one_line());
+                emitter.setup_warnings.borrow_mut().push(warning);
+                emitter
             }
-        };
+        }
+    }
+
+    /// Prepares emission for the repository containing `dir` with an explicit configuration.
+    pub fn with_config(dir: &Path, config: &ClientConfig) -> Emitter {
         let state = EventLog::discover(dir)
             .map_err(EmitError::from)
             .and_then(|log| {
@@ -104,7 +110,7 @@ impl Emitter {
             });
         Emitter {
             state,
-            setup_warnings: std::cell::RefCell::new(warnings),
+            setup_warnings: std::cell::RefCell::new(Vec::new()),
         }
     }
 

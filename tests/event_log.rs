@@ -1,0 +1,370 @@
+//! The event log in git refs, end to end through the real binary and real git.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use common::{BIN, TestRepo, status_payload, stderr, stdout};
+
+#[test]
+fn emitted_event_is_a_readable_commit_on_the_node_chain() {
+    let repo = TestRepo::new();
+    let id = repo.sk_ok(&[
+        "events",
+        "emit",
+        "WPStatusChanged",
+        "--payload",
+        &status_payload("WP01", "planned", "doing"),
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 26);
+
+    let refs = repo.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/spec-kitty/events/",
+    ]);
+    assert_eq!(refs.lines().count(), 1, "{refs}");
+    let log = repo.git(&["log", "--glob=refs/spec-kitty/events", "--format=%s%n%b"]);
+    assert!(
+        log.starts_with("WPStatusChanged WP01 planned → doing\n"),
+        "{log}"
+    );
+    assert!(log.contains(&format!("Event-Id: {id}")), "{log}");
+    assert!(log.contains("Lamport: 1"), "{log}");
+    let json_line = log.lines().find(|l| l.starts_with('{')).expect("json body");
+    let envelope: serde_json::Value = serde_json::from_str(json_line).expect("json");
+    assert_eq!(envelope["event_id"], id);
+    assert_eq!(envelope["team_slug"], "local");
+    assert_eq!(envelope["git_branch"], "main");
+    // The project identity was created on first use.
+    let config = std::fs::read_to_string(repo.root.join(".kittify/config.yaml")).unwrap();
+    assert!(config.contains(envelope["project_uuid"].as_str().unwrap()));
+
+    let shown = repo.sk_ok(&["events", "show", id, "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["event"], envelope);
+    assert_eq!(shown["seq"], 1);
+    let fsck = Command::new("git")
+        .current_dir(&repo.root)
+        .args(["fsck", "--strict"])
+        .output()
+        .unwrap();
+    assert!(fsck.status.success(), "{}", stderr(&fsck));
+}
+
+#[test]
+fn main_checkout_and_linked_worktree_share_one_chain() {
+    let repo = TestRepo::new();
+    let wt = repo.add_worktree("wt-one");
+    let sub = wt.join("deep/sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let out = repo.sk(&[
+        "events",
+        "emit",
+        "WPStatusChanged",
+        "--payload",
+        &status_payload("WP01", "planned", "doing"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = repo.sk_in(
+        &sub,
+        &[
+            "events",
+            "emit",
+            "WPStatusChanged",
+            "--payload",
+            &status_payload("WP02", "planned", "doing"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let refs = repo.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/spec-kitty/events/",
+    ]);
+    assert_eq!(
+        refs.lines().count(),
+        1,
+        "one chain for both worktrees: {refs}"
+    );
+    let subjects = repo.git(&["log", "--glob=refs/spec-kitty/events", "--format=%s"]);
+    assert_eq!(
+        subjects,
+        "WPStatusChanged WP02 planned → doing\nWPStatusChanged WP01 planned → doing\n"
+    );
+    // The worktree's event records its own branch.
+    let events = repo.events(10);
+    assert_eq!(events[1]["event"]["git_branch"], "wt-one");
+    assert_eq!(events[1]["event"]["lamport_clock"], 2);
+    // Visible from the worktree too.
+    let from_wt = stdout(&repo.sk_in(&wt, &["events", "log"]));
+    assert_eq!(from_wt.lines().count(), 2, "{from_wt}");
+}
+
+#[test]
+fn four_processes_append_concurrently_without_losing_anything() {
+    let repo = TestRepo::new();
+    // Create the identity first so that every process reads the same one.
+    repo.sk_ok(&[
+        "events",
+        "emit",
+        "HistoryAdded",
+        "--payload",
+        r#"{"wp_id":"WP01","entry_type":"note","entry_content":"start","author":"t"}"#,
+    ]);
+    let wt = repo.add_worktree("wt-conc");
+    let dirs = [
+        repo.root.clone(),
+        repo.root.clone(),
+        wt.clone(),
+        wt.join("."),
+    ];
+    let payload =
+        r#"{"wp_id":"WP01","entry_type":"note","entry_content":"concurrent","author":"t"}"#;
+    let children: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            let script = format!(
+                "i=0; while [ $i -lt 250 ]; do \"$BIN\" events emit HistoryAdded --payload '{payload}' >/dev/null || exit 1; i=$((i+1)); done"
+            );
+            repo.env(Command::new("sh").current_dir(dir).arg("-c").arg(script).env("BIN", BIN))
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut c in children {
+        assert!(
+            c.wait().expect("wait").success(),
+            "an emitting process failed"
+        );
+    }
+
+    let events = repo.events(2000);
+    assert_eq!(events.len(), 1001);
+    let ids: HashSet<&str> = events
+        .iter()
+        .map(|e| e["event"]["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1001, "event ids are unique");
+    // Along the chain (by Seq), clocks strictly increase.
+    let mut by_seq: Vec<(u64, u64)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["seq"].as_u64().unwrap(),
+                e["event"]["lamport_clock"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    by_seq.sort();
+    for (i, pair) in by_seq.windows(2).enumerate() {
+        assert_eq!(pair[1].0, pair[0].0 + 1, "seq gap at {i}");
+        assert!(
+            pair[1].1 > pair[0].1,
+            "clock not increasing at seq {}",
+            pair[1].0
+        );
+    }
+    let count = repo.git(&["rev-list", "--count", "--glob=refs/spec-kitty/events"]);
+    assert_eq!(count.trim(), "1001");
+    let fsck = repo
+        .env(
+            Command::new("git")
+                .current_dir(&repo.root)
+                .args(["fsck", "--strict"]),
+        )
+        .output()
+        .unwrap();
+    assert!(fsck.status.success(), "{}", stderr(&fsck));
+    let verify = repo.sk(&["events", "verify"]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+}
+
+#[test]
+fn filters_and_limits_of_events_log() {
+    let repo = TestRepo::new();
+    repo.sk_ok(&[
+        "events",
+        "emit",
+        "WPStatusChanged",
+        "--payload",
+        &status_payload("WP01", "planned", "doing"),
+    ]);
+    repo.sk_ok(&[
+        "events",
+        "emit",
+        "WPStatusChanged",
+        "--payload",
+        &status_payload("WP02", "planned", "doing"),
+    ]);
+    repo.sk_ok(&["events", "emit", "HistoryAdded", "--payload", r#"{"wp_id":"WP01","entry_type":"note","entry_content":"hi","author":"t","feature_slug":"001-demo"}"#]);
+    let wp1 = repo.sk_ok(&["events", "log", "--wp", "WP01"]);
+    assert_eq!(wp1.lines().count(), 2, "{wp1}");
+    let status = repo.sk_ok(&["events", "log", "--type", "WPStatusChanged", "-n", "1"]);
+    assert!(
+        status.contains("WP02") && status.lines().count() == 1,
+        "{status}"
+    );
+    let feature = repo.sk_ok(&["events", "log", "--feature", "001-demo", "--json"]);
+    let feature: Vec<serde_json::Value> = serde_json::from_str(&feature).unwrap();
+    assert_eq!(feature.len(), 1);
+    assert_eq!(feature[0]["event"]["event_type"], "HistoryAdded");
+}
+
+#[test]
+fn pending_cap_refuses_new_events_and_touches_nothing() {
+    let repo = TestRepo::new();
+    repo.write_config("[sync]\nqueue_limit = 3\n");
+    for wp in ["WP01", "WP02", "WP03"] {
+        repo.sk_ok(&[
+            "events",
+            "emit",
+            "WPStatusChanged",
+            "--payload",
+            &status_payload(wp, "planned", "doing"),
+        ]);
+    }
+    let tip = repo.git(&["rev-parse", "--glob=refs/spec-kitty/events"]);
+    let out = repo.sk(&[
+        "events",
+        "emit",
+        "WPStatusChanged",
+        "--payload",
+        &status_payload("WP04", "planned", "doing"),
+    ]);
+    assert!(!out.status.success(), "events emit must fail at the cap");
+    let err = stderr(&out);
+    assert!(
+        err.contains("3 events are waiting") && err.contains("spec-kitty sync now"),
+        "{err}"
+    );
+    assert_eq!(
+        repo.git(&["rev-parse", "--glob=refs/spec-kitty/events"]),
+        tip,
+        "nothing written"
+    );
+    assert_eq!(repo.sk_ok(&["events", "pending", "--count"]).trim(), "3");
+
+    // Through the emit function the caller carries on: an outcome with a warning, no error.
+    let config = spec_kitty::sync::ClientConfig {
+        path: repo.home.join(".spec-kitty/config.toml"),
+        server_url: None,
+        queue_limit: 3,
+    };
+    let emitter = spec_kitty::workflow::Emitter::with_config(&repo.root, &config);
+    let outcome = emitter.emit(
+        &spec_kitty::event::Payload::WPStatusChanged {
+            wp_id: "WP05".into(),
+            previous_status: spec_kitty::event::Lane::Planned,
+            new_status: spec_kitty::event::Lane::Doing,
+            changed_by: "t".into(),
+            feature_slug: None,
+        },
+        None,
+    );
+    let warning = outcome.warning().expect("refused with a warning");
+    assert!(warning.contains("spec-kitty sync now"), "{warning}");
+    assert!(!warning.contains('\n'), "one line: {warning}");
+    assert_eq!(
+        repo.git(&["rev-parse", "--glob=refs/spec-kitty/events"]),
+        tip
+    );
+}
+
+#[test]
+fn pending_range_follows_the_sync_state_ref() {
+    let repo = TestRepo::new();
+    let mut ids = Vec::new();
+    for wp in ["WP01", "WP02", "WP03", "WP04", "WP05"] {
+        ids.push(
+            repo.sk_ok(&[
+                "events",
+                "emit",
+                "WPStatusChanged",
+                "--payload",
+                &status_payload(wp, "planned", "doing"),
+            ])
+            .trim()
+            .to_owned(),
+        );
+    }
+    assert_eq!(repo.sk_ok(&["events", "pending", "--count"]).trim(), "5");
+
+    // A server acknowledged events 1..=3 but rejected #2.
+    let log = spec_kitty::store::EventLog::discover(&repo.root).unwrap();
+    let chain = log.chain_events(log.node_id()).unwrap();
+    log.record_sync(
+        log.node_id(),
+        &chain[2],
+        spec_kitty::store::SyncRecord {
+            mark_seq: 0,
+            server_url: "http://127.0.0.1:1".into(),
+            team: "team-a".into(),
+            time: spec_kitty::event::now_rfc3339(),
+            acknowledged: 2,
+            rejected: vec![spec_kitty::store::RejectedEvent {
+                event_id: ids[1].clone(),
+                retry_count: 1,
+                error: "missing field".into(),
+            }],
+        },
+    )
+    .unwrap();
+
+    let pending = repo.sk_ok(&["events", "pending", "--json"]);
+    let pending: serde_json::Value = serde_json::from_str(&pending).unwrap();
+    assert_eq!(pending["count"], 3);
+    let pending_ids: Vec<&str> = pending["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pending_ids,
+        vec![ids[1].as_str(), ids[3].as_str(), ids[4].as_str()]
+    );
+    // Plain git shows the unsent range the same way.
+    let node = log.node_id();
+    let range = repo.git(&[
+        "log",
+        "--format=%s",
+        &format!("refs/spec-kitty/synced/{node}..refs/spec-kitty/events/{node}"),
+    ]);
+    assert_eq!(range.lines().count(), 2, "{range}");
+    assert!(repo.sk(&["events", "verify"]).status.success());
+}
+
+#[test]
+fn lanes_are_derived_from_the_log_in_lamport_order() {
+    let repo = TestRepo::new();
+    repo.sk_ok(&[
+        "events",
+        "emit",
+        "WPStatusChanged",
+        "--payload",
+        &status_payload("WP01", "planned", "doing"),
+    ]);
+    repo.sk_ok(&[
+        "events",
+        "emit",
+        "WPStatusChanged",
+        "--payload",
+        &status_payload("WP01", "doing", "for_review"),
+    ]);
+    repo.sk_ok(&[
+        "events",
+        "emit",
+        "WPStatusChanged",
+        "--payload",
+        &status_payload("WP02", "planned", "doing"),
+    ]);
+    let log = spec_kitty::store::EventLog::discover(&repo.root).unwrap();
+    let lanes = log.lanes().unwrap();
+    let lane = |wp: &str| lanes.get(&(None, wp.to_owned())).map(|s| s.lane);
+    assert_eq!(lane("WP01"), Some(spec_kitty::event::Lane::ForReview));
+    assert_eq!(lane("WP02"), Some(spec_kitty::event::Lane::Doing));
+}
