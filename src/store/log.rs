@@ -85,10 +85,7 @@ impl EventLog {
             .unwrap_or_else(|_| repo.common_dir().to_path_buf());
         let (host, user) = event::host_and_user();
         let node_id = event::node_id(&host, &user, &common_dir.to_string_lossy());
-        let author = match repo.committer() {
-            Some(Ok(sig)) if !sig.name.is_empty() => (sig.name.to_owned(), sig.email.to_owned()),
-            _ => (FALLBACK_NAME.into(), FALLBACK_EMAIL.into()),
-        };
+        let author = git_identity(&repo);
         Ok(EventLog {
             repo,
             node_id,
@@ -403,6 +400,30 @@ pub(crate) enum CasError {
     /// Another writer moved the ref (or held its lock): re-read and retry.
     Lost,
     Other(StoreError),
+}
+
+/// The committer identity as git resolves it (environment, `committer.*`, `user.*`), or the
+/// fixed spec-kitty identity when none is configured: a missing identity never stops an event.
+///
+/// Read directly rather than through `Repository::committer()`, which also resolves the local
+/// time zone, and that alone scans the whole zoneinfo database on every process start.
+fn git_identity(repo: &gix::Repository) -> (BString, BString) {
+    let config = repo.config_snapshot();
+    let lookup = |env: &str, keys: [&str; 2]| -> Option<BString> {
+        std::env::var(env)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(BString::from)
+            .or_else(|| keys.iter().find_map(|k| config.string(*k)))
+            .filter(|v| !v.is_empty())
+    };
+    let name = lookup("GIT_COMMITTER_NAME", ["committer.name", "user.name"]);
+    let email = lookup("GIT_COMMITTER_EMAIL", ["committer.email", "user.email"]);
+    match (name, email) {
+        (Some(n), Some(e)) => (n, e),
+        (Some(n), None) => (n, FALLBACK_EMAIL.into()),
+        _ => (FALLBACK_NAME.into(), FALLBACK_EMAIL.into()),
+    }
 }
 
 /// Sleeps a random, slowly growing time so that racing writers spread out.
