@@ -254,11 +254,14 @@ impl EventLog {
             .try_into()
             .map_err(|e| StoreError::git("naming the chain ref", e))?;
         event.node_id = self.node_id.clone();
-        let empty_tree = self
-            .repo
-            .write_object(gix::objs::Tree::empty())
-            .map_err(|e| StoreError::git("writing the empty tree", e))?
-            .detach();
+        let empty_tree = gix::ObjectId::empty_tree(self.repo.object_hash());
+        // An event commit is always a new object, so it goes straight into the loose store:
+        // the generic write path first checks every pack index for the object, and loading a
+        // large repository's pack index costs more than the whole rest of the append.
+        let loose = gix::odb::loose::Store::at(
+            self.repo.objects.store_ref().path(),
+            self.repo.object_hash(),
+        );
         let seconds = chrono::DateTime::parse_from_rfc3339(&event.timestamp)
             .map(|t| t.timestamp())
             .unwrap_or_else(|_| chrono::Utc::now().timestamp());
@@ -302,11 +305,15 @@ impl EventLog {
                 message: message::format_event(&event, seq).into(),
                 extra_headers: Vec::new(),
             };
-            let id = self
-                .repo
-                .write_object(&commit)
-                .map_err(|e| StoreError::git("writing the event commit", e))?
-                .detach();
+            if own_tip.is_none() {
+                // The first event of a chain names the empty tree, which must exist for `git
+                // fsck`; afterwards the chain itself keeps it alive.
+                self.repo
+                    .write_object(gix::objs::Tree::empty())
+                    .map_err(|e| StoreError::git("writing the empty tree", e))?;
+            }
+            let id = gix::objs::Write::write(&loose, &commit)
+                .map_err(|e| StoreError::git("writing the event commit", e))?;
             let expected = match &own_tip {
                 Some(t) => PreviousValue::MustExistAndMatch(Target::Object(t.id)),
                 None => PreviousValue::MustNotExist,
