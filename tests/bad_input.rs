@@ -228,3 +228,26 @@ fn invalid_client_config_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_stale_ref_lock_is_named_with_its_fix() {
+    let repo = TestRepo::new();
+    emit_one(&repo);
+    let name = chain_ref(&repo);
+    let tip = repo.git(&["rev-parse", &name]);
+    let lock = repo.root.join(".git").join(format!("{name}.lock"));
+    std::fs::write(&lock, "").unwrap();
+    let out = repo.sk(&[
+        "events",
+        "emit",
+        "WPStatusChanged",
+        "--payload",
+        &status_payload("WP02", "planned", "doing"),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(".lock") && err.contains("rm "), "{err}");
+    assert_eq!(repo.git(&["rev-parse", &name]), tip);
+    std::fs::remove_file(&lock).unwrap();
+    emit_one(&repo);
+}

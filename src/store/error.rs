@@ -77,6 +77,17 @@ pub enum StoreError {
     )]
     Contention { name: String, attempts: u32 },
 
+    #[error("{} is held by another process and has not been released", path.display())]
+    #[diagnostic(
+        code(spec_kitty::store::locked),
+        help(
+            "if no git or spec-kitty process is running (a killed process can leave it behind), \
+             remove it with `rm {}` and retry",
+            path.display()
+        )
+    )]
+    Locked { path: PathBuf },
+
     #[error("no event with id {0}")]
     #[diagnostic(
         code(spec_kitty::store::not_found),

@@ -272,6 +272,7 @@ impl EventLog {
         };
 
         let mut retries = 0;
+        let mut stuck = 0;
         loop {
             let chains = self.chains()?;
             let mut own_tip: Option<TipInfo> = None;
@@ -330,20 +331,29 @@ impl EventLog {
                 }
                 Err(e) => {
                     retries += 1;
-                    if retries >= MAX_CAS_ATTEMPTS {
-                        return Err(match e {
-                            CasError::Lost => StoreError::Contention {
-                                name: ref_name,
-                                attempts: retries,
-                            },
-                            CasError::Other(e) => e,
-                        });
-                    }
-                    if let CasError::Other(err) = e {
-                        // A failure that is not a lost race (or a held lock) will not fix itself.
-                        if self.ref_id(&ref_name)? == own_tip.as_ref().map(|t| t.id) {
-                            return Err(err);
+                    let moved = self.ref_id(&ref_name)? != own_tip.as_ref().map(|t| t.id);
+                    if moved {
+                        // Lost the race: another writer appended first. Re-read and retry.
+                        stuck = 0;
+                    } else {
+                        // Nobody moved the ref. A lock that outlives several lock timeouts
+                        // (100 ms each) was left behind by a killed process.
+                        let lock = self.common_dir.join(format!("{ref_name}.lock"));
+                        stuck += 1;
+                        if lock.exists() && stuck >= 3 {
+                            return Err(StoreError::Locked { path: lock });
                         }
+                        if let CasError::Other(err) = e {
+                            if !lock.exists() {
+                                return Err(err);
+                            }
+                        }
+                    }
+                    if retries >= MAX_CAS_ATTEMPTS {
+                        return Err(StoreError::Contention {
+                            name: ref_name,
+                            attempts: retries,
+                        });
                     }
                     jitter(retries);
                 }
