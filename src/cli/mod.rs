@@ -1,8 +1,11 @@
 //! The command line: clap definitions and one module per command group. The only place that
 //! prints. Each command parses, calls the library, and renders text or `--json`.
 
+mod agent;
 mod demo;
 mod events;
+pub mod outcome;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,9 +18,7 @@ use crate::workflow::EmitOutcome;
 ///
 /// Every workflow action (a work package changing lane, a feature being created, a note added)
 /// becomes an event: one commit on `refs/spec-kitty/events/<node>` in your repository. Read
-/// them with `spec-kitty events log`, or with plain git:
-///
-///     git log --glob=refs/spec-kitty/events
+/// them with `spec-kitty events log`, or with plain git: `git log --glob=refs/spec-kitty/events`.
 #[derive(Debug, Parser)]
 #[command(
     name = "spec-kitty",
@@ -41,6 +42,10 @@ pub enum Command {
     Events(events::EventsCommand),
     /// Try spec-kitty on a throwaway repository: emit events and show them.
     Demo(demo::DemoArgs),
+    Status(status::StatusArgs),
+    /// Commands for agents (and people) working through a feature's work packages.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
 }
 
 /// Runs the parsed command. Errors are rendered by `main` with miette.
@@ -53,6 +58,8 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
     match cli.command {
         Command::Events(cmd) => events::run(&dir, cmd),
         Command::Demo(args) => demo::run(args),
+        Command::Status(args) => status::run(&dir, args),
+        Command::Agent(cmd) => agent::run(&dir, cmd),
     }
 }
 
