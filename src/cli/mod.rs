@@ -1,11 +1,15 @@
 //! The command line: clap definitions and one module per command group. The only place that
 //! prints. Each command parses, calls the library, and renders text or `--json`.
 
+mod accept;
 mod agent;
 mod demo;
 mod events;
+mod implement;
+mod merge;
 pub mod outcome;
 mod status;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +47,12 @@ pub enum Command {
     /// Try spec-kitty on a throwaway repository: emit events and show them.
     Demo(demo::DemoArgs),
     Status(status::StatusArgs),
+    Implement(implement::ImplementArgs),
+    Merge(merge::MergeArgs),
+    Accept(accept::AcceptArgs),
+    /// Synchronise: `sync workspace` updates a WP worktree from its upstream branch (local).
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
     /// Commands for agents (and people) working through a feature's work packages.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
@@ -59,6 +69,10 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Events(cmd) => events::run(&dir, cmd),
         Command::Demo(args) => demo::run(args),
         Command::Status(args) => status::run(&dir, args),
+        Command::Implement(args) => implement::run(&dir, args),
+        Command::Merge(args) => merge::run(&dir, args),
+        Command::Accept(args) => accept::run(&dir, args),
+        Command::Sync(cmd) => sync::run(&dir, cmd),
         Command::Agent(cmd) => agent::run(&dir, cmd),
     }
 }

@@ -5,12 +5,17 @@
 //! [`Workspace::emit`], which never fails the action. A failed action's error is recorded as an
 //! ErrorLogged event by [`Workspace::log_failure`].
 
+pub mod accept;
 pub mod board;
 pub mod emit;
 mod error;
+pub mod finalize;
 pub mod git;
+pub mod implement;
+pub mod merge;
 pub mod state;
 pub mod state_cache;
+pub mod sync_workspace;
 pub mod tasks;
 pub mod transition;
 mod workspace;

@@ -129,15 +129,20 @@ impl TestProject {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Runs spec-kitty, asserts failure; returns stderr.
+    /// Runs spec-kitty, asserts failure; returns stderr with miette's line wrapping undone
+    /// (whitespace runs and box-drawing gutters collapsed to one space).
     pub fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.fails_in(&self.root, args)
+    }
+
+    pub fn fails_in(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run_in(dir, args);
         assert!(
             !out.status.success(),
             "spec-kitty {args:?} should have failed:\n{}",
             String::from_utf8_lossy(&out.stdout)
         );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        unwrap_lines(&String::from_utf8_lossy(&out.stderr))
     }
 
     pub fn json(&self, args: &[&str]) -> Value {
@@ -216,4 +221,12 @@ pub fn transition(e: &Value) -> (String, String, String) {
 
 pub fn t(wp: &str, from: &str, to: &str) -> (String, String, String) {
     (wp.to_owned(), from.to_owned(), to.to_owned())
+}
+
+/// Undoes terminal line wrapping so that tests can look for whole phrases.
+pub fn unwrap_lines(text: &str) -> String {
+    text.split_whitespace()
+        .filter(|w| *w != "│")
+        .collect::<Vec<_>>()
+        .join(" ")
 }
