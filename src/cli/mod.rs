@@ -5,7 +5,9 @@ mod accept;
 mod agent;
 mod demo;
 mod events;
+mod hooks;
 mod implement;
+mod init;
 mod merge;
 pub mod outcome;
 mod status;
@@ -46,10 +48,14 @@ pub enum Command {
     Events(events::EventsCommand),
     /// Try spec-kitty on a throwaway repository: emit events and show them.
     Demo(demo::DemoArgs),
+    Init(init::InitArgs),
     Status(status::StatusArgs),
     Implement(implement::ImplementArgs),
     Merge(merge::MergeArgs),
     Accept(accept::AcceptArgs),
+    /// Git hooks that record commits, merges and new worktrees as events.
+    #[command(subcommand)]
+    Hooks(hooks::HooksCommand),
     /// Synchronise: `sync workspace` updates a WP worktree from its upstream branch (local).
     #[command(subcommand)]
     Sync(sync::SyncCommand),
@@ -68,7 +74,9 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
     match cli.command {
         Command::Events(cmd) => events::run(&dir, cmd),
         Command::Demo(args) => demo::run(args),
+        Command::Init(args) => init::run(&dir, args),
         Command::Status(args) => status::run(&dir, args),
+        Command::Hooks(cmd) => hooks::run(&dir, cmd),
         Command::Implement(args) => implement::run(&dir, args),
         Command::Merge(args) => merge::run(&dir, args),
         Command::Accept(args) => accept::run(&dir, args),

@@ -4,7 +4,7 @@ use miette::Diagnostic;
 
 use super::git::GitError;
 use crate::event::ErrorType;
-use crate::project::ProjectError;
+use crate::project::{IdentityError, ProjectError};
 use crate::store::StoreError;
 
 /// Why a workflow action did not happen. Each variant says what to run to fix it.
@@ -21,6 +21,10 @@ pub enum WorkflowError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Git(#[from] GitError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Identity(#[from] IdentityError),
 
     #[error("`{given}` is not a lane: expected one of planned, doing, for_review, done")]
     #[diagnostic(

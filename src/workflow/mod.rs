@@ -12,6 +12,7 @@ mod error;
 pub mod finalize;
 pub mod git;
 pub mod implement;
+pub mod init;
 pub mod merge;
 pub mod state;
 pub mod state_cache;
