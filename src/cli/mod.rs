@@ -9,6 +9,7 @@ mod hooks;
 mod implement;
 mod init;
 mod merge;
+mod orchestrate;
 pub mod outcome;
 mod status;
 mod sync;
@@ -53,6 +54,7 @@ pub enum Command {
     Implement(implement::ImplementArgs),
     Merge(merge::MergeArgs),
     Accept(accept::AcceptArgs),
+    Orchestrate(orchestrate::OrchestrateArgs),
     /// Git hooks that record commits, merges and new worktrees as events.
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
@@ -80,6 +82,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Implement(args) => implement::run(&dir, args),
         Command::Merge(args) => merge::run(&dir, args),
         Command::Accept(args) => accept::run(&dir, args),
+        Command::Orchestrate(args) => orchestrate::run(&dir, args),
         Command::Sync(cmd) => sync::run(&dir, cmd),
         Command::Agent(cmd) => agent::run(&dir, cmd),
     }

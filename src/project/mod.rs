@@ -1,6 +1,7 @@
 //! The workflow model: project identity, features, work packages, their dependencies and the
 //! subtask checkboxes of `tasks.md`. Reads and validates files; never emits events.
 
+pub mod agents;
 mod error;
 pub mod feature;
 pub mod graph;

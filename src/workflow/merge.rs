@@ -68,6 +68,25 @@ fn in_doing(ws: &Workspace, feature: &Feature) -> Result<Vec<String>, WorkflowEr
     Ok(ids)
 }
 
+/// The main checkout must have the feature's target branch checked out: merges happen there.
+pub fn check_main_on_target(ws: &Workspace, feature: &Feature) -> Result<(), WorkflowError> {
+    let main = ws.main_root().to_path_buf();
+    let current = gix::open(&main)
+        .ok()
+        .and_then(|r| r.head_name().ok().flatten())
+        .map(|n| n.shorten().to_str_lossy().into_owned())
+        .unwrap_or_else(|| "a detached HEAD".to_owned());
+    if current != feature.target_branch {
+        return Err(WorkflowError::MainOnOtherBranch {
+            main,
+            current,
+            target: feature.target_branch.clone(),
+            feature: feature.slug.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Merges one WP branch into the target branch checked out in the main checkout; on
 /// conflicts stops with the list of files and leaves the repository as git left it.
 pub fn merge_one(
@@ -107,20 +126,8 @@ pub fn merge_one(
             });
         }
     }
+    check_main_on_target(ws, feature)?;
     let main = ws.main_root().to_path_buf();
-    let current = gix::open(&main)
-        .ok()
-        .and_then(|r| r.head_name().ok().flatten())
-        .map(|n| n.shorten().to_str_lossy().into_owned())
-        .unwrap_or_else(|| "a detached HEAD".to_owned());
-    if current != feature.target_branch {
-        return Err(WorkflowError::MainOnOtherBranch {
-            main,
-            current,
-            target: feature.target_branch.clone(),
-            feature: feature.slug.clone(),
-        });
-    }
     let message = format!("Merge {branch}: {} {}", wp.id, wp.title);
     let merge = match Git::new(&main).merge(&branch, &message)? {
         MergeResult::Conflict { files } => {

@@ -6,6 +6,7 @@
 //! ErrorLogged event by [`Workspace::log_failure`].
 
 pub mod accept;
+mod agent_run;
 pub mod board;
 pub mod emit;
 mod error;
@@ -14,6 +15,7 @@ pub mod git;
 pub mod implement;
 pub mod init;
 pub mod merge;
+pub mod orchestrate;
 pub mod state;
 pub mod state_cache;
 pub mod sync_workspace;
