@@ -3,6 +3,7 @@
 //! * [`event`]: the envelope shared with the server, its eight types and validation.
 //! * [`store`]: the append-only event log under `refs/spec-kitty/`.
 //! * [`project`]: project identity and the workflow model.
+//! * [`hooks`]: the git hook stubs, their installer and their handlers.
 //! * [`workflow`]: actions that emit events, through [`workflow::Emitter`].
 //! * [`sync`]: the client side of the sync protocol.
 //!
@@ -10,6 +11,7 @@
 
 pub mod cli;
 pub mod event;
+pub mod hooks;
 pub mod project;
 pub mod store;
 pub mod sync;

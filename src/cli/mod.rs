@@ -1,8 +1,18 @@
 //! The command line: clap definitions and one module per command group. The only place that
 //! prints. Each command parses, calls the library, and renders text or `--json`.
 
+mod accept;
+mod agent;
 mod demo;
 mod events;
+mod hooks;
+mod implement;
+mod init;
+mod merge;
+mod orchestrate;
+pub mod outcome;
+mod status;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,9 +25,7 @@ use crate::workflow::EmitOutcome;
 ///
 /// Every workflow action (a work package changing lane, a feature being created, a note added)
 /// becomes an event: one commit on `refs/spec-kitty/events/<node>` in your repository. Read
-/// them with `spec-kitty events log`, or with plain git:
-///
-///     git log --glob=refs/spec-kitty/events
+/// them with `spec-kitty events log`, or with plain git: `git log --glob=refs/spec-kitty/events`.
 #[derive(Debug, Parser)]
 #[command(
     name = "spec-kitty",
@@ -41,6 +49,21 @@ pub enum Command {
     Events(events::EventsCommand),
     /// Try spec-kitty on a throwaway repository: emit events and show them.
     Demo(demo::DemoArgs),
+    Init(init::InitArgs),
+    Status(status::StatusArgs),
+    Implement(implement::ImplementArgs),
+    Merge(merge::MergeArgs),
+    Accept(accept::AcceptArgs),
+    Orchestrate(orchestrate::OrchestrateArgs),
+    /// Git hooks that record commits, merges and new worktrees as events.
+    #[command(subcommand)]
+    Hooks(hooks::HooksCommand),
+    /// Synchronise: `sync workspace` updates a WP worktree from its upstream branch (local).
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
+    /// Commands for agents (and people) working through a feature's work packages.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
 }
 
 /// Runs the parsed command. Errors are rendered by `main` with miette.
@@ -53,6 +76,15 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
     match cli.command {
         Command::Events(cmd) => events::run(&dir, cmd),
         Command::Demo(args) => demo::run(args),
+        Command::Init(args) => init::run(&dir, args),
+        Command::Status(args) => status::run(&dir, args),
+        Command::Hooks(cmd) => hooks::run(&dir, cmd),
+        Command::Implement(args) => implement::run(&dir, args),
+        Command::Merge(args) => merge::run(&dir, args),
+        Command::Accept(args) => accept::run(&dir, args),
+        Command::Orchestrate(args) => orchestrate::run(&dir, args),
+        Command::Sync(cmd) => sync::run(&dir, cmd),
+        Command::Agent(cmd) => agent::run(&dir, cmd),
     }
 }
 

@@ -1,0 +1,41 @@
+//! `spec-kitty hooks install`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::render;
+use crate::cli::print_json;
+use crate::hooks::{HooksError, install};
+
+/// Install the post-commit, post-merge and post-checkout hooks.
+///
+/// The stubs go where git looks for hooks (core.hooksPath is respected) and call this binary
+/// by its absolute path. A hook already there keeps working: it is renamed to
+/// `<hook>.spec-kitty-chained` and runs first, with the same arguments and stdin. With husky,
+/// nothing is written to husky's directory; the exact line to add to each `.husky/<hook>` is
+/// printed instead. Run it again after moving the binary. See docs/hooks.md.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    spec-kitty hooks install\n  \
+    spec-kitty hooks install --json\n  \
+    SPEC_KITTY_HOOKS=0 git commit -m wip   # one commit without spec-kitty's hooks")]
+pub struct InstallArgs {
+    /// Print the resulting status as JSON (same shape as `hooks status --json`).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(dir: &Path, a: InstallArgs) -> miette::Result<ExitCode> {
+    let exe = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .map_err(|source| HooksError::NoExecutable { source })?;
+    let report = install::install(dir, &exe)?;
+    if a.json {
+        print_json(&report)?;
+    } else {
+        render(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,80 @@
+//! `spec-kitty hooks …`: install, remove and inspect the git hooks; `run` is what the stubs call.
+
+mod install;
+mod run;
+mod status;
+mod uninstall;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::hooks::install::{HookState, HooksReport, Manager};
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    Install(install::InstallArgs),
+    Uninstall(uninstall::UninstallArgs),
+    Status(status::StatusArgs),
+    #[command(hide = true)]
+    Run(run::RunArgs),
+}
+
+pub fn run(dir: &Path, cmd: HooksCommand) -> miette::Result<ExitCode> {
+    match cmd {
+        HooksCommand::Install(a) => install::run(dir, a),
+        HooksCommand::Uninstall(a) => uninstall::run(dir, a),
+        HooksCommand::Status(a) => status::run(dir, a),
+        HooksCommand::Run(a) => Ok(run::run(dir, a)),
+    }
+}
+
+/// The report as people read it.
+pub fn render(report: &HooksReport) {
+    let loc = &report.location;
+    let source = match &loc.hooks_path {
+        Some(p) => format!("core.hooksPath = {p}"),
+        None => "git's default".to_owned(),
+    };
+    println!("hooks directory: {} ({source})", loc.dir.display());
+    match &loc.manager {
+        Some(Manager::Husky { scripts_dir }) => {
+            println!("hook manager: husky (scripts in {})", scripts_dir.display());
+        }
+        Some(Manager::Lefthook { config }) => {
+            println!("hook manager: lefthook ({})", config.display());
+        }
+        Some(Manager::PreCommit { config }) => {
+            println!(
+                "hook manager: pre-commit ({}); its hooks are chained",
+                config.display()
+            );
+        }
+        None => {}
+    }
+    for h in &report.hooks {
+        let state = match h.state {
+            HookState::Installed => "installed",
+            HookState::Missing => "missing",
+            HookState::Bypassed => "bypassed",
+        };
+        let mut extra = Vec::new();
+        if let Some(c) = &h.chained {
+            let name = c.file_name().map(|n| n.to_string_lossy().into_owned());
+            extra.push(format!("runs {} first", name.unwrap_or_default()));
+        }
+        if let Some(n) = &h.note {
+            extra.push(n.clone());
+        }
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", extra.join("; "))
+        };
+        println!("  {:<14} {state}{extra}", h.name);
+    }
+    for a in &report.advice {
+        println!("{a}");
+    }
+}

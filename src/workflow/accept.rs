@@ -1,0 +1,62 @@
+//! `accept WP`: a reviewed work package is done.
+
+use serde::Serialize;
+
+use super::transition::{self, Completion, Transition};
+use super::{WorkflowError, Workspace};
+use crate::event::{Lane, new_ulid};
+
+/// What accept recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Accepted {
+    #[serde(flatten)]
+    pub transition: Transition,
+    #[serde(flatten)]
+    pub completion: Completion,
+}
+
+/// Moves `wp` (or the current worktree's WP) from for_review to done; records
+/// DependencyResolved for every WP that depends on it and FeatureCompleted when it was the
+/// last one, all with one causation id.
+pub fn accept(
+    ws: &Workspace,
+    feature: Option<&str>,
+    wp: Option<&str>,
+    agent: Option<&str>,
+) -> Result<Accepted, WorkflowError> {
+    let feature = ws.feature(feature)?;
+    let wp = match wp {
+        Some(wp) => feature.work_package(wp)?,
+        None => match ws.current_wp() {
+            Some((f, wp)) if f == feature.slug => feature.work_package(wp)?,
+            _ => {
+                return Err(WorkflowError::bad_argument(
+                    "which work package? name it, e.g. `spec-kitty accept WP01`",
+                    "see the ones waiting for review with `spec-kitty status`",
+                ));
+            }
+        },
+    };
+    let lane = ws.lane(&feature, wp)?;
+    if lane != Lane::ForReview {
+        return Err(WorkflowError::WrongLane {
+            wp: wp.id.clone(),
+            lane: lane.to_string(),
+            action: "accept",
+            expected: "for_review",
+            help: match lane {
+                Lane::Doing => format!("merge it first: `spec-kitty merge {}`", wp.id),
+                Lane::Planned => format!("start it first: `spec-kitty implement {}`", wp.id),
+                _ => "nothing to do; see the board with `spec-kitty status`".to_owned(),
+            },
+        });
+    }
+    let actor = ws.actor(agent);
+    let causation = new_ulid();
+    let (transition, completion) =
+        transition::complete(ws, &feature, wp, &actor, Some(&causation))?;
+    Ok(Accepted {
+        transition,
+        completion,
+    })
+}

@@ -1,0 +1,232 @@
+//! Shared setup for the workflow and hooks integration tests: a copy of the fixture project in
+//! a temporary git repository, and the real binary run hermetically (HOME, SPEC_KITTY_HOME
+//! and git's global config all point into the temporary directory).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const FEATURE: &str = "028-cli-event-emission-sync";
+pub const BIN: &str = env!("CARGO_BIN_EXE_spec-kitty");
+
+pub struct TestProject {
+    _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: PathBuf,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+impl TestProject {
+    /// The fixture project, committed on `main` in a fresh repository.
+    pub fn new() -> TestProject {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("kitty-demo");
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join(".gitconfig"), "").unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/workflow-project");
+        copy_dir(&fixture, &root);
+        let p = TestProject {
+            _tmp: tmp,
+            root,
+            home,
+        };
+        p.git(&["init", "-q", "-b", "main"]);
+        p.git(&["config", "user.name", "Test User"]);
+        p.git(&["config", "user.email", "test@example.com"]);
+        p.git(&["add", "-A"]);
+        p.git(&["commit", "-q", "-m", "Initial project"]);
+        p
+    }
+
+    /// Sets the hermetic environment on `cmd`.
+    pub fn env(&self, cmd: &mut Command) {
+        cmd.env("HOME", &self.home)
+            .env("SPEC_KITTY_HOME", self.home.join(".spec-kitty"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))
+            .env("GIT_AUTHOR_DATE", "2026-02-05T10:00:00+00:00")
+            .env("GIT_COMMITTER_DATE", "2026-02-05T10:00:00+00:00")
+            .env_remove("SPEC_KITTY_HOOKS")
+            .env_remove("SPEC_KITTY_SERVER_URL")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_INDEX_FILE");
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn feature_dir(&self) -> PathBuf {
+        self.root.join("kitty-specs").join(FEATURE)
+    }
+
+    /// Runs git in the project (or `dir`) and returns stdout; panics on failure.
+    pub fn git(&self, args: &[&str]) -> String {
+        self.git_in(&self.root, args)
+    }
+
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.git_output(dir, args);
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn git_output(&self, dir: &Path, args: &[&str]) -> Output {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(dir).args(args);
+        self.env(&mut cmd);
+        cmd.output().unwrap()
+    }
+
+    /// Runs spec-kitty in `dir`.
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir).args(args);
+        self.env(&mut cmd);
+        cmd.output().unwrap()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_in(&self.root, args)
+    }
+
+    /// Runs spec-kitty and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.ok_in(&self.root, args)
+    }
+
+    pub fn ok_in(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run_in(dir, args);
+        assert!(
+            out.status.success(),
+            "spec-kitty {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs spec-kitty, asserts failure; returns stderr with miette's line wrapping undone
+    /// (whitespace runs and box-drawing gutters collapsed to one space).
+    pub fn fails(&self, args: &[&str]) -> String {
+        self.fails_in(&self.root, args)
+    }
+
+    pub fn fails_in(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run_in(dir, args);
+        assert!(
+            !out.status.success(),
+            "spec-kitty {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        unwrap_lines(&String::from_utf8_lossy(&out.stderr))
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    /// Every event, oldest first, from `spec-kitty events log --json`.
+    pub fn events(&self) -> Vec<Value> {
+        let v = self.json(&["events", "log", "--json", "-n", "100000"]);
+        let mut events: Vec<Value> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].clone())
+            .collect();
+        events.reverse();
+        events
+    }
+
+    /// Events recorded after the first `skip`.
+    pub fn events_since(&self, skip: usize) -> Vec<Value> {
+        self.events().into_iter().skip(skip).collect()
+    }
+
+    /// Writes `text` to a project file (relative path) and commits it.
+    pub fn commit_file(&self, rel: &str, text: &str, message: &str) {
+        let path = self.root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", message]);
+    }
+
+    pub fn wp_file(&self, wp: &str) -> PathBuf {
+        let dir = self.feature_dir().join("tasks");
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(wp))
+            .unwrap()
+    }
+
+    /// The lane `status --json` shows for `wp`.
+    pub fn lane(&self, wp: &str) -> String {
+        let boards = self.json(&["status", "--json"]);
+        boards[0]["work_packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["wp_id"] == wp)
+            .unwrap()["lane"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub fn worktree(&self, wp: &str) -> PathBuf {
+        self.root.join(".worktrees").join(format!("{FEATURE}-{wp}"))
+    }
+}
+
+/// The events of `events` with type `t`.
+pub fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event_type"] == t).collect()
+}
+
+/// `(previous, new)` of a WPStatusChanged event.
+pub fn transition(e: &Value) -> (String, String, String) {
+    (
+        e["payload"]["wp_id"].as_str().unwrap().to_owned(),
+        e["payload"]["previous_status"].as_str().unwrap().to_owned(),
+        e["payload"]["new_status"].as_str().unwrap().to_owned(),
+    )
+}
+
+pub fn t(wp: &str, from: &str, to: &str) -> (String, String, String) {
+    (wp.to_owned(), from.to_owned(), to.to_owned())
+}
+
+/// Undoes terminal line wrapping so that tests can look for whole phrases.
+pub fn unwrap_lines(text: &str) -> String {
+    text.split_whitespace()
+        .filter(|w| *w != "│")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
