@@ -5,11 +5,13 @@
 //! * [`project`]: project identity and the workflow model.
 //! * [`workflow`]: actions that emit events, through [`workflow::Emitter`].
 //! * [`sync`]: the client side of the sync protocol.
+//! * [`server`]: the team sync server behind `spec-kitty-server`.
 //!
 //! Library modules never print and never exit; the binaries render their errors.
 
 pub mod event;
 pub mod project;
+pub mod server;
 pub mod store;
 pub mod sync;
 pub mod workflow;
