@@ -12,14 +12,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tracing::Span;
 
 use super::AppState;
 use super::auth::AuthUser;
 use super::error::ApiError;
-use super::ingest::{EventResult, ingest};
+use super::ingest::{Element, EventResult, ingest};
 
 /// The most events one batch may hold (PROTOCOL.md).
 pub const MAX_EVENTS_PER_BATCH: usize = 1000;
@@ -90,7 +90,7 @@ async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
 }
 
 /// Decompresses (bounded) and parses a batch body into its event elements.
-fn decode(bytes: &[u8], gzip: bool, max_decompressed: usize) -> Result<Vec<Value>, ApiError> {
+fn decode(bytes: &[u8], gzip: bool, max_decompressed: usize) -> Result<Vec<Element>, ApiError> {
     let too_large = || {
         ApiError::TooLarge(format!(
             "batch larger than {max_decompressed} bytes once decompressed; send fewer events"
@@ -114,23 +114,36 @@ fn decode(bytes: &[u8], gzip: bool, max_decompressed: usize) -> Result<Vec<Value
         }
         bytes
     };
-    let value: Value = serde_json::from_slice(json)
-        .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
-    let events = match value {
-        Value::Object(mut obj) => match obj.remove("events") {
-            Some(Value::Array(events)) => events,
-            _ => return Err(invalid("the body must be an object with an \"events\" array".into())),
-        },
-        _ => return Err(invalid("the body must be an object with an \"events\" array".into())),
-    };
-    if events.len() > MAX_EVENTS_PER_BATCH {
+    let batch: BatchShape<'_> = serde_json::from_slice(json).map_err(|e| {
+        invalid(if e.classify() == serde_json::error::Category::Data {
+            format!("the body must be an object with an \"events\" array: {e}")
+        } else {
+            format!("the body is not valid JSON: {e}")
+        })
+    })?;
+    if batch.events.len() > MAX_EVENTS_PER_BATCH {
         // 413 rather than 400: PROTOCOL.md clients halve the batch on 413 and retry.
         return Err(ApiError::TooLarge(format!(
             "batch has {} events; at most {MAX_EVENTS_PER_BATCH} per batch",
-            events.len()
+            batch.events.len()
         )));
     }
-    Ok(events)
+    batch
+        .events
+        .into_iter()
+        .map(|raw| {
+            let value = serde_json::from_str(raw.get())
+                .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
+            Ok(Element::new(value, raw.get().to_owned()))
+        })
+        .collect()
+}
+
+/// The shape of a batch body; each event stays raw text until it is looked at.
+#[derive(Deserialize)]
+struct BatchShape<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
 }
 
 fn invalid(message: String) -> ApiError {

@@ -38,6 +38,22 @@ impl EventResult {
     }
 }
 
+/// One element of a batch (or one WebSocket message): its parsed value, for validation, and
+/// its text exactly as the client sent it, which is what gets stored and served back.
+#[derive(Debug, Clone)]
+pub struct Element {
+    pub value: Value,
+    pub text: String,
+}
+
+impl Element {
+    /// An element whose text is already at hand (no re-serialisation: it is the slowest step
+    /// of a batch otherwise).
+    pub fn new(value: Value, text: String) -> Element {
+        Element { value, text }
+    }
+}
+
 /// Processes events for `team_slug` in order: every one gets a result, the accepted ones are
 /// stored in one transaction, and those newly stored are sent to the team's WebSocket
 /// connections except `origin` (the connection that sent them, if any).
@@ -46,14 +62,14 @@ impl EventResult {
 pub fn ingest(
     state: &AppState,
     team_slug: &str,
-    values: Vec<Value>,
+    elements: Vec<Element>,
     origin: Option<ConnId>,
 ) -> Result<Vec<EventResult>, StoreError> {
-    let mut results = Vec::with_capacity(values.len());
-    let mut accepted = Vec::with_capacity(values.len());
-    let mut slots = Vec::with_capacity(values.len());
-    for value in &values {
-        match prepare(value, team_slug) {
+    let mut results = Vec::with_capacity(elements.len());
+    let mut accepted = Vec::with_capacity(elements.len());
+    let mut slots = Vec::with_capacity(elements.len());
+    for Element { value, text } in elements {
+        match prepare(&value, text, team_slug) {
             Ok(event) => {
                 slots.push(results.len());
                 results.push(EventResult {
@@ -63,7 +79,7 @@ pub fn ingest(
                 });
                 accepted.push(event);
             }
-            Err(error) => results.push(EventResult::rejected(event_id_of(value), error)),
+            Err(error) => results.push(EventResult::rejected(event_id_of(&value), error)),
         }
     }
     let outcomes = state.store.insert_events(team_slug, &accepted)?;
@@ -99,7 +115,7 @@ fn event_id_of(value: &Value) -> String {
 
 /// Validates one envelope and extracts what the store indexes. The error is the complete list
 /// of violations, so that a client can fix all of them at once.
-fn prepare(value: &Value, team_slug: &str) -> Result<IncomingEvent, String> {
+fn prepare(value: &Value, envelope: String, team_slug: &str) -> Result<IncomingEvent, String> {
     validate(value, Strictness::Server).map_err(|report| report.to_string())?;
     let obj = value
         .as_object()
@@ -143,8 +159,6 @@ fn prepare(value: &Value, team_slug: &str) -> Result<IncomingEvent, String> {
         }
         _ => WpEffect::None,
     };
-    let envelope = serde_json::to_string(value)
-        .map_err(|e| format!("the event cannot be re-encoded: {e}"))?;
     Ok(IncomingEvent {
         event_id: text("event_id").to_owned(),
         event_type: event_type.to_owned(),

@@ -20,7 +20,7 @@ use tracing::{Instrument, Span};
 use super::AppState;
 use super::auth::{AuthUser, bearer, consume_ws_token};
 use super::error::ApiError;
-use super::ingest::{EventResult, Status, ingest};
+use super::ingest::{Element, EventResult, Status, ingest};
 
 /// Identifies one WebSocket connection, so that fan-out skips the sender.
 pub type ConnId = u64;
@@ -84,7 +84,7 @@ impl Hub {
 /// `{"type":"event", ...envelope}` built from the stored envelope text (always a non-empty
 /// JSON object, since it was validated).
 fn event_message(envelope: &str) -> Arc<str> {
-    match envelope.strip_prefix('{') {
+    match envelope.trim_start().strip_prefix('{') {
         Some(rest) if rest.trim_start() != "}" => format!("{{\"type\":\"event\",{rest}").into(),
         _ => "{\"type\":\"event\"}".into(),
     }
@@ -144,7 +144,7 @@ async fn serve_connection(
         let outgoing: Option<String> = tokio::select! {
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    match handle_text(state, user, id, text.as_str(), &mut unanswered).await {
+                    match handle_text(state, user, id, text.as_str().trim().to_owned(), &mut unanswered).await {
                         Ok(reply) => reply,
                         Err(_) => return "internal error",
                     }
@@ -198,10 +198,10 @@ async fn handle_text(
     state: &Arc<AppState>,
     user: &AuthUser,
     id: ConnId,
-    text: &str,
+    text: String,
     unanswered: &mut u32,
 ) -> Result<Option<String>, ApiError> {
-    let value: Value = match serde_json::from_str(text) {
+    let value: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
             let result = EventResult {
@@ -222,7 +222,7 @@ async fn handle_text(
     let team = user.team_slug.clone();
     let span = Span::current();
     let results =
-        tokio::task::spawn_blocking(move || span.in_scope(|| ingest(&st, &team, vec![value], Some(id))))
+        tokio::task::spawn_blocking(move || span.in_scope(|| ingest(&st, &team, vec![Element::new(value, text)], Some(id))))
             .await??;
     Ok(results.first().map(ack))
 }

@@ -136,6 +136,11 @@ impl TestServer {
         format!("{}/ws/v1/events/", self.url.replacen("http", "ws", 1))
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn addr(&self) -> String {
         self.url.trim_start_matches("http://").to_owned()
     }
@@ -249,6 +254,88 @@ pub fn many_events(team_slug: &str, n: usize) -> Vec<Value> {
             e
         })
         .collect()
+}
+
+/// `n` distinct valid events as (event_id, JSON text), made by text substitution in one
+/// template: cheap enough to make hundreds of thousands in a debug build.
+pub fn many_event_texts(team_slug: &str, n: usize) -> Vec<(String, String)> {
+    let template = status_event(team_slug, "WP01", Lane::Planned, Lane::Doing, 1);
+    let template_id = template["event_id"].as_str().expect("id").to_owned();
+    let text = template.to_string();
+    (0..n)
+        .map(|i| {
+            let id = spec_kitty::event::new_ulid();
+            let event = text
+                .replace(&template_id, &id)
+                .replace("\"lamport_clock\":1,", &format!("\"lamport_clock\":{},", i + 1));
+            (id, event)
+        })
+        .collect()
+}
+
+/// A gzip batch body of event texts.
+pub fn batch_body(events: &[(String, String)]) -> Vec<u8> {
+    let texts: Vec<&str> = events.iter().map(|(_, t)| t.as_str()).collect();
+    gzip(format!("{{\"events\":[{}]}}", texts.join(",")).as_bytes())
+}
+
+/// Posts a prepared gzip body; returns the status and the statuses of the results.
+pub async fn upload_body(
+    client: &reqwest::Client,
+    url: &str,
+    access: &str,
+    body: Vec<u8>,
+) -> (u16, Vec<String>) {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        results: Vec<Outcome>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Outcome {
+        status: String,
+    }
+    let res = client
+        .post(format!("{url}/api/v1/events/batch/"))
+        .bearer_auth(access)
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(body)
+        .send()
+        .await
+        .expect("batch request");
+    let status = res.status().as_u16();
+    let answer: Option<Answer> = res.json().await.ok();
+    let statuses = answer
+        .map(|a| a.results.into_iter().map(|o| o.status).collect())
+        .unwrap_or_default();
+    (status, statuses)
+}
+
+/// The ids of every event of the token's team, page by page, parsing only the ids.
+pub async fn pull_ids(client: &reqwest::Client, server: &TestServer, access: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        events: Vec<Id>,
+        next: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Id {
+        event_id: String,
+    }
+    let mut all = Vec::new();
+    let mut after = String::new();
+    for _ in 0..100_000 {
+        let url = format!("{}/api/v1/events/?limit=1000&after={after}", server.url);
+        let res = client.get(url).bearer_auth(access).send().await.expect("pull");
+        assert_eq!(res.status(), 200);
+        let page: Page = res.json().await.expect("pull json");
+        all.extend(page.events.into_iter().map(|e| e.event_id));
+        match page.next {
+            Some(next) => after = next,
+            None => return all,
+        }
+    }
+    panic!("pull did not end");
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {
