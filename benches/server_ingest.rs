@@ -102,10 +102,19 @@ async fn main() {
     println!("| batches per run | {batches} x {EVENTS_PER_BATCH} events |");
     println!("| throughput, 1 client | {one:.0} events/s |");
     println!("| throughput, 8 clients | {eight:.0} events/s |");
-    println!("| latency of one 1000-event batch, p50 | {:.1} ms |", percentile(&latencies, 0.50).as_secs_f64() * 1e3);
-    println!("| latency of one 1000-event batch, p99 | {:.1} ms |", percentile(&latencies, 0.99).as_secs_f64() * 1e3);
+    println!(
+        "| latency of one 1000-event batch, p50 | {:.1} ms |",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3
+    );
+    println!(
+        "| latency of one 1000-event batch, p99 | {:.1} ms |",
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    );
     match rss {
-        Some(kib) => println!("| server peak RSS (VmHWM) | {:.1} MiB |", kib as f64 / 1024.0),
+        Some(kib) => println!(
+            "| server peak RSS (VmHWM) | {:.1} MiB |",
+            kib as f64 / 1024.0
+        ),
         None => println!("| server peak RSS (VmHWM) | unavailable |"),
     }
 }

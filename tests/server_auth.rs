@@ -33,9 +33,22 @@ async fn login_answers_both_tokens_and_one_message_for_any_failure() {
     assert_eq!(tokens["refresh_lifetime"], 604800);
     assert!(tokens["access"].as_str().is_some_and(|s| !s.is_empty()));
 
-    let wrong = post(&server, "/api/v1/token/", json!({"username":"alice","password":"nope"})).await;
-    let unknown = post(&server, "/api/v1/token/", json!({"username":"bob","password":"nope"})).await;
-    assert_eq!(wrong, (401, json!({"error": "Invalid username or password"})));
+    let wrong = post(
+        &server,
+        "/api/v1/token/",
+        json!({"username":"alice","password":"nope"}),
+    )
+    .await;
+    let unknown = post(
+        &server,
+        "/api/v1/token/",
+        json!({"username":"bob","password":"nope"}),
+    )
+    .await;
+    assert_eq!(
+        wrong,
+        (401, json!({"error": "Invalid username or password"}))
+    );
     assert_eq!(unknown, wrong);
 
     let (status, body) = post(&server, "/api/v1/token/", json!({"user": 1})).await;
@@ -85,11 +98,21 @@ async fn logout_revokes_the_refresh_token() {
     let server = TestServer::start(&[]);
     server.add_user("alice", "acme");
     let tokens = login(&server, "alice").await;
-    let (status, _) = post(&server, "/api/v1/logout/", json!({"refresh": tokens["refresh"]})).await;
+    let (status, _) = post(
+        &server,
+        "/api/v1/logout/",
+        json!({"refresh": tokens["refresh"]}),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(refresh(&server, &tokens["refresh"]).await.0, 401);
     // Logging out twice is fine.
-    let (status, _) = post(&server, "/api/v1/logout/", json!({"refresh": tokens["refresh"]})).await;
+    let (status, _) = post(
+        &server,
+        "/api/v1/logout/",
+        json!({"refresh": tokens["refresh"]}),
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -98,13 +121,21 @@ async fn a_disabled_user_can_neither_log_in_nor_refresh() {
     let server = TestServer::start(&[]);
     server.add_user("alice", "acme");
     let tokens = login(&server, "alice").await;
-    server.admin(&["user", "disable", "alice"]).expect("disable");
-    let (status, _) = post(&server, "/api/v1/token/", json!({"username":"alice","password":PASSWORD})).await;
+    server
+        .admin(&["user", "disable", "alice"])
+        .expect("disable");
+    let (status, _) = post(
+        &server,
+        "/api/v1/token/",
+        json!({"username":"alice","password":PASSWORD}),
+    )
+    .await;
     assert_eq!(status, 401);
     assert_eq!(refresh(&server, &tokens["refresh"]).await.0, 401);
 
-    let users: Value = serde_json::from_str(&server.admin(&["user", "list", "--json"]).expect("list"))
-        .expect("json");
+    let users: Value =
+        serde_json::from_str(&server.admin(&["user", "list", "--json"]).expect("list"))
+            .expect("json");
     assert_eq!(users[0]["username"], "alice");
     assert_eq!(users[0]["disabled"], true);
     assert!(server.admin(&["user", "disable", "nobody"]).is_err());
@@ -130,7 +161,7 @@ async fn repeated_failures_are_rate_limited_with_retry_after() {
         .expect("ascii")
         .parse()
         .expect("seconds");
-    assert!(retry >= 1 && retry <= 301);
+    assert!((1..=301).contains(&retry));
     let body: Value = res.json().await.expect("json");
     assert!(body["error"].is_string());
 }
@@ -141,11 +172,40 @@ async fn admin_commands_validate_and_list_teams() {
     server.add_user("alice", "acme");
     server.add_user("bob", "acme");
     server.add_user("carol", "other-team");
-    assert!(admin(&server.dir, &["user", "add", "dave", "--team", "Bad Slug", "--password-stdin"], PASSWORD).is_err());
-    assert!(admin(&server.dir, &["user", "add", "dave", "--team", "acme", "--password-stdin"], "short").is_err());
-    assert!(admin(&server.dir, &["user", "add", "alice", "--team", "acme", "--password-stdin"], PASSWORD).is_err());
-    let teams: Value = serde_json::from_str(&server.admin(&["team", "list", "--json"]).expect("list"))
-        .expect("json");
+    assert!(
+        admin(
+            &server.dir,
+            &[
+                "user",
+                "add",
+                "dave",
+                "--team",
+                "Bad Slug",
+                "--password-stdin"
+            ],
+            PASSWORD
+        )
+        .is_err()
+    );
+    assert!(
+        admin(
+            &server.dir,
+            &["user", "add", "dave", "--team", "acme", "--password-stdin"],
+            "short"
+        )
+        .is_err()
+    );
+    assert!(
+        admin(
+            &server.dir,
+            &["user", "add", "alice", "--team", "acme", "--password-stdin"],
+            PASSWORD
+        )
+        .is_err()
+    );
+    let teams: Value =
+        serde_json::from_str(&server.admin(&["team", "list", "--json"]).expect("list"))
+            .expect("json");
     assert_eq!(teams[0]["slug"], "acme");
     assert_eq!(teams[0]["users"], 2);
     assert_eq!(teams[1]["slug"], "other-team");
@@ -165,7 +225,10 @@ async fn health_needs_no_auth_and_api_errors_are_json() {
         .expect("json");
     assert_eq!(health["status"], "ok");
     assert_eq!(health["limits"]["max_events_per_batch"], 1000);
-    assert_eq!(health["limits"]["max_decompressed_bytes_per_batch"], 16 << 20);
+    assert_eq!(
+        health["limits"]["max_decompressed_bytes_per_batch"],
+        16 << 20
+    );
 
     for token in ["", "not-a-jwt"] {
         let res = c
@@ -179,7 +242,11 @@ async fn health_needs_no_auth_and_api_errors_are_json() {
         let body: Value = res.json().await.expect("json");
         assert!(body["error"].is_string());
     }
-    let res = c.get(format!("{}/nowhere", server.url)).send().await.expect("404");
+    let res = c
+        .get(format!("{}/nowhere", server.url))
+        .send()
+        .await
+        .expect("404");
     assert_eq!(res.status(), 404);
     assert!(res.headers().contains_key("x-request-id"));
 }

@@ -34,7 +34,11 @@ async fn given_new_events_a_batch_stores_them_and_a_resend_answers_duplicate() {
 
     let (_, body) = upload(&c, &server, &token, &events).await;
     assert_eq!(statuses(&body), ["duplicate", "duplicate"]);
-    let twice = vec![events[0].clone(), created_event("acme", "WP02", 3), created_event("acme", "WP02", 3)];
+    let twice = vec![
+        events[0].clone(),
+        created_event("acme", "WP02", 3),
+        created_event("acme", "WP02", 3),
+    ];
     let mut twice = twice;
     twice[2] = twice[1].clone();
     let (_, body) = upload(&c, &server, &token, &twice).await;
@@ -74,17 +78,31 @@ async fn bad_events_are_rejected_with_precise_errors_while_the_rest_succeed() {
     let mut no_id = created_event("acme", "WP03", 6);
     no_id.as_object_mut().expect("object").remove("event_id");
 
-    let batch = vec![good, no_error_type, two_problems, seven_lane, unknown, json!(42), no_id];
+    let batch = vec![
+        good,
+        no_error_type,
+        two_problems,
+        seven_lane,
+        unknown,
+        json!(42),
+        no_id,
+    ];
     let (status, body) = upload(&c, &server, &token, &batch).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         statuses(&body),
-        ["success", "rejected", "rejected", "success", "success", "rejected", "rejected"]
+        [
+            "success", "rejected", "rejected", "success", "success", "rejected", "rejected"
+        ]
     );
     let results = body["results"].as_array().expect("results");
     let error = |i: usize| results[i]["error"].as_str().expect("error").to_owned();
     assert!(error(1).contains("error_type"), "{}", error(1));
-    assert!(error(2).contains("lamport_clock") && error(2).contains("title"), "{}", error(2));
+    assert!(
+        error(2).contains("lamport_clock") && error(2).contains("title"),
+        "{}",
+        error(2)
+    );
     assert_eq!(results[2]["event_id"], batch[2]["event_id"]);
     assert_eq!(results[5]["event_id"], "");
     assert_eq!(results[6]["event_id"], "");
@@ -109,12 +127,22 @@ async fn an_event_of_another_team_is_rejected_and_never_stored() {
 
     // An event id already stored by acme, replayed by evil, neither leaks nor overwrites.
     let mine = created_event("local", "WP01", 1);
-    assert_eq!(statuses(&upload(&c, &server, &alice, &[mine.clone()]).await.1), ["success"]);
+    assert_eq!(
+        statuses(
+            &upload(&c, &server, &alice, std::slice::from_ref(&mine))
+                .await
+                .1
+        ),
+        ["success"]
+    );
     let mut replay = mine.clone();
     replay["payload"]["title"] = json!("overwritten");
     let (_, body) = upload(&c, &server, &eve, &[replay]).await;
     assert_eq!(statuses(&body), ["rejected"]);
-    assert!(!body.to_string().contains("acme"), "does not name the other team: {body}");
+    assert!(
+        !body.to_string().contains("acme"),
+        "does not name the other team: {body}"
+    );
 
     assert!(pull_all(&c, &server, &eve, 500).await.is_empty());
     assert_eq!(pull_all(&c, &server, &alice, 500).await, vec![mine]);
@@ -129,7 +157,10 @@ async fn invalid_and_oversized_batches_are_refused_whole() {
     for body in [&b"not json"[..], b"{\"evnts\":[]}", b"[1,2]"] {
         let (status, answer) = upload_raw(&c, &server, &token, body.to_vec(), false).await;
         assert_eq!(status, 400, "{answer}");
-        assert!(answer["error"].is_string() && answer["details"].is_array(), "{answer}");
+        assert!(
+            answer["error"].is_string() && answer["details"].is_array(),
+            "{answer}"
+        );
     }
     let (status, answer) = upload(&c, &server, &token, &many_events("acme", 1001)).await;
     assert_eq!(status, 413, "{answer}");
@@ -165,7 +196,9 @@ async fn pull_pages_return_every_event_exactly_once_in_upload_order() {
         let pulled = pull_all(&c, &server, &token, limit).await;
         assert_eq!(ids(&pulled), ids(&events), "limit {limit}");
     }
-    let unique: HashSet<String> = ids(&pull_all(&c, &server, &bob, 3).await).into_iter().collect();
+    let unique: HashSet<String> = ids(&pull_all(&c, &server, &bob, 3).await)
+        .into_iter()
+        .collect();
     assert_eq!(unique.len(), 10);
 
     let res = c
@@ -184,7 +217,11 @@ async fn pull_pages_return_every_event_exactly_once_in_upload_order() {
         .json()
         .await
         .expect("json");
-    assert_eq!(first["events"].as_array().expect("events").len(), 500, "default limit");
+    assert_eq!(
+        first["events"].as_array().expect("events").len(),
+        500,
+        "default limit"
+    );
     assert!(first["next"].is_string());
 }
 
@@ -199,7 +236,10 @@ async fn a_restart_loses_nothing_that_was_acknowledged() {
 
     let server = server.restart();
     let token = access(&server, "alice").await;
-    assert_eq!(ids(&pull_all(&c, &server, &token, 1000).await), ids(&events));
+    assert_eq!(
+        ids(&pull_all(&c, &server, &token, 1000).await),
+        ids(&events)
+    );
     let (_, body) = upload(&c, &server, &token, &events[..3]).await;
     assert_eq!(statuses(&body), ["duplicate"; 3]);
 }
@@ -218,12 +258,18 @@ async fn tls_with_a_self_signed_certificate_serves_the_api() {
         "--tls-key",
         key_path.to_str().expect("utf-8"),
     ]);
-    assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
     server.add_user("alice", "acme");
 
     let _ = client();
     let tls = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem"))
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem"),
+        )
         .build()
         .expect("client");
     let res = tls
@@ -240,5 +286,11 @@ async fn tls_with_a_self_signed_certificate_serves_the_api() {
     assert_eq!(statuses(&body), ["success"; 5]);
 
     // A client that does not trust the certificate is refused.
-    assert!(client().get(format!("{}/api/v1/sync/health/", server.url)).send().await.is_err());
+    assert!(
+        client()
+            .get(format!("{}/api/v1/sync/health/", server.url))
+            .send()
+            .await
+            .is_err()
+    );
 }

@@ -59,8 +59,16 @@ async fn fifty_clients_with_resends_store_every_event_exactly_once() {
         task.await.expect("client task succeeded");
     }
     let pulled = pull_ids(&client(), &server, &tokens[0]).await;
-    assert_eq!(pulled.len(), CLIENTS * BATCHES * EVENTS, "no event stored twice");
-    assert_eq!(pulled.into_iter().collect::<HashSet<_>>(), expected, "every event stored");
+    assert_eq!(
+        pulled.len(),
+        CLIENTS * BATCHES * EVENTS,
+        "no event stored twice"
+    );
+    assert_eq!(
+        pulled.into_iter().collect::<HashSet<_>>(),
+        expected,
+        "every event stored"
+    );
 }
 
 #[tokio::test]
@@ -68,8 +76,8 @@ async fn a_client_that_disconnects_mid_upload_leaves_no_partial_batch() {
     let server = TestServer::start(&[]);
     server.add_user("alice", "acme");
     let token = access(&server, "alice").await;
-    let body = serde_json::to_vec(&serde_json::json!({"events": many_events("acme", 200)}))
-        .expect("json");
+    let body =
+        serde_json::to_vec(&serde_json::json!({"events": many_events("acme", 200)})).expect("json");
     let mut socket = TcpStream::connect(server.addr()).expect("connect");
     write!(
         socket,
@@ -79,7 +87,9 @@ async fn a_client_that_disconnects_mid_upload_leaves_no_partial_batch() {
         body.len()
     )
     .expect("headers");
-    socket.write_all(&body[..body.len() / 2]).expect("half a body");
+    socket
+        .write_all(&body[..body.len() / 2])
+        .expect("half a body");
     socket.flush().expect("flush");
     std::thread::sleep(Duration::from_millis(200));
     drop(socket);
@@ -106,7 +116,8 @@ async fn sigterm_finishes_in_flight_batches_and_writes_none_by_half() {
             let c = client();
             let mut acked = Vec::new();
             for batch in batches {
-                let body = gzip(&serde_json::to_vec(&serde_json::json!({"events": batch})).expect("json"));
+                let body =
+                    gzip(&serde_json::to_vec(&serde_json::json!({"events": batch})).expect("json"));
                 let res = c
                     .post(format!("{url}/api/v1/events/batch/"))
                     .bearer_auth(&token)

@@ -44,7 +44,9 @@ async fn try_connect(server: &TestServer, token: &str) -> Result<Ws, u16> {
 /// Connects with a fresh ws token and returns the socket and its snapshot message.
 async fn connect(server: &TestServer, access: &str) -> (Ws, Value) {
     let token = ws_token(server, access).await;
-    let mut ws = try_connect(server, &token).await.expect("websocket upgrade");
+    let mut ws = try_connect(server, &token)
+        .await
+        .expect("websocket upgrade");
     let snapshot = next_json(&mut ws).await.expect("snapshot");
     assert_eq!(snapshot["type"], "snapshot");
     (ws, snapshot)
@@ -70,7 +72,9 @@ async fn next_json(ws: &mut Ws) -> Option<Value> {
 }
 
 async fn send(ws: &mut Ws, value: &Value) {
-    ws.send(Message::Text(value.to_string().into())).await.expect("send");
+    ws.send(Message::Text(value.to_string().into()))
+        .await
+        .expect("send");
 }
 
 #[tokio::test]
@@ -90,7 +94,10 @@ async fn the_first_message_is_the_snapshot_of_the_teams_board() {
         // Older than the 7-lane move: does not win.
         status_event("acme", "WP01", Lane::Planned, Lane::Doing, 3),
     ];
-    assert_eq!(statuses(&upload(&c, &server, &alice, &events).await.1), ["success"; 4]);
+    assert_eq!(
+        statuses(&upload(&c, &server, &alice, &events).await.1),
+        ["success"; 4]
+    );
     upload(&c, &server, &eve, &[created_event("evil", "WP09", 1)]).await;
 
     let (_, snapshot) = connect(&server, &alice).await;
@@ -111,10 +118,18 @@ async fn the_upgrade_needs_an_unused_ws_token() {
     server.add_user("alice", "acme");
     let alice = access(&server, "alice").await;
     assert_eq!(try_connect(&server, "bogus").await.err(), Some(401));
-    assert_eq!(try_connect(&server, &alice).await.err(), Some(401), "an access token is not a ws token");
+    assert_eq!(
+        try_connect(&server, &alice).await.err(),
+        Some(401),
+        "an access token is not a ws token"
+    );
     let token = ws_token(&server, &alice).await;
     assert!(try_connect(&server, &token).await.is_ok());
-    assert_eq!(try_connect(&server, &token).await.err(), Some(401), "single use");
+    assert_eq!(
+        try_connect(&server, &token).await.err(),
+        Some(401),
+        "single use"
+    );
 
     // Browsers pass the token in the query string.
     let token = ws_token(&server, &alice).await;
@@ -137,14 +152,20 @@ async fn events_are_acked_and_fanned_out_to_the_teams_other_connections_only() {
     let event = created_event("local", "WP01", 1);
     send(&mut a1, &event).await;
     let ack = next_json(&mut a1).await.expect("ack");
-    assert_eq!(ack, json!({"type": "ack", "event_id": event["event_id"], "status": "success"}));
+    assert_eq!(
+        ack,
+        json!({"type": "ack", "event_id": event["event_id"], "status": "success"})
+    );
     let fanned = next_json(&mut a2).await.expect("fan-out");
     assert_eq!(fanned["type"], "event");
     assert_eq!(fanned["event_id"], event["event_id"]);
     assert_eq!(fanned["payload"], event["payload"]);
 
     send(&mut a1, &event).await;
-    assert_eq!(next_json(&mut a1).await.expect("ack")["status"], "duplicate");
+    assert_eq!(
+        next_json(&mut a1).await.expect("ack")["status"],
+        "duplicate"
+    );
     let mut bad = created_event("acme", "WP02", 2);
     bad["payload"]["title"] = json!("");
     send(&mut a1, &bad).await;
@@ -155,10 +176,13 @@ async fn events_are_acked_and_fanned_out_to_the_teams_other_connections_only() {
     // A batch upload reaches every connection of the team, and eve sees only her own team.
     let c = client();
     let batch = created_event("acme", "WP03", 3);
-    upload(&c, &server, &alice, &[batch.clone()]).await;
+    upload(&c, &server, &alice, std::slice::from_ref(&batch)).await;
     let eves = created_event("evil", "WP07", 1);
-    upload(&c, &server, &eve, &[eves.clone()]).await;
-    assert_eq!(next_json(&mut a1).await.expect("event")["event_id"], batch["event_id"]);
+    upload(&c, &server, &eve, std::slice::from_ref(&eves)).await;
+    assert_eq!(
+        next_json(&mut a1).await.expect("event")["event_id"],
+        batch["event_id"]
+    );
     assert_eq!(
         next_json(&mut a2).await.expect("event")["event_id"],
         batch["event_id"],
@@ -189,7 +213,11 @@ async fn pings_are_answered_or_the_connection_is_closed() {
             let v: Value = serde_json::from_str(&text).expect("json");
             assert_eq!(v["type"], "ping");
             assert!(v["timestamp"].is_number());
-            send(&mut ws, &json!({"type": "pong", "timestamp": v["timestamp"]})).await;
+            send(
+                &mut ws,
+                &json!({"type": "pong", "timestamp": v["timestamp"]}),
+            )
+            .await;
             pongs += 1;
         }
     }

@@ -179,7 +179,9 @@ fn serve(db: PathBuf, args: ServeArgs) -> miette::Result<()> {
         println!("database {}", server.db_path().display());
         println!("listening on {}", server.url());
         if server.url().starts_with("http:") && !server.local_addr().ip().is_loopback() {
-            tracing::warn!("serving plain HTTP on a non-loopback address; use --tls-cert/--tls-key");
+            tracing::warn!(
+                "serving plain HTTP on a non-loopback address; use --tls-cert/--tls-key"
+            );
         }
         server.run(shutdown_signal()).await.map_err(render_server)
     })
@@ -268,7 +270,9 @@ fn render_admin(e: AdminError) -> miette::Report {
 fn render_server(e: ServerError) -> miette::Report {
     let help = match &e {
         ServerError::Bind { .. } => "choose another address with --bind, e.g. --bind 127.0.0.1:0",
-        ServerError::Tls(_) => "pass a PEM certificate chain with --tls-cert and its key with --tls-key",
+        ServerError::Tls(_) => {
+            "pass a PEM certificate chain with --tls-cert and its key with --tls-key"
+        }
         ServerError::Auth(_) => "check SPEC_KITTY_SERVER_JWT_SECRET or the <db>.jwt-secret file",
         _ => "check the --db path and its permissions",
     };

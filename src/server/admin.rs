@@ -55,11 +55,18 @@ pub fn is_team_slug(s: &str) -> bool {
 }
 
 fn is_username(s: &str) -> bool {
-    !s.is_empty() && s.chars().count() <= 150 && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+    !s.is_empty()
+        && s.chars().count() <= 150
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Creates a user in `team_slug` (created when new).
-pub fn add_user(db: &Path, username: &str, team_slug: &str, password: &str) -> Result<(), AdminError> {
+pub fn add_user(
+    db: &Path,
+    username: &str,
+    team_slug: &str,
+    password: &str,
+) -> Result<(), AdminError> {
     if !is_username(username) {
         return Err(AdminError::InvalidUsername(username.to_owned()));
     }

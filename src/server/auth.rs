@@ -15,13 +15,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::Json;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -134,8 +134,11 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 }
 
 fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A hash of a password nobody has, verified for unknown users so that a login for a missing
@@ -217,12 +220,17 @@ pub async fn login(
     ConnectInfo(ClientAddr(addr)): ConnectInfo<ClientAddr>,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    let keys = [format!("user:{}", req.username), format!("addr:{}", addr.ip())];
+    let keys = [
+        format!("user:{}", req.username),
+        format!("addr:{}", addr.ip()),
+    ];
     state.limiter.check(&keys)?;
     let st = state.clone();
     let user = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let user = st.store.find_user(&req.username)?;
-        let hash = user.as_ref().map_or(decoy_hash(), |u| u.password_hash.as_str());
+        let hash = user
+            .as_ref()
+            .map_or(decoy_hash(), |u| u.password_hash.as_str());
         let ok = verify_password(hash, &req.password);
         Ok(user.filter(|u| ok && !u.disabled))
     })
@@ -284,8 +292,12 @@ fn issue(
         exp: now + state.config.access_lifetime as i64,
         typ: "access".into(),
     };
-    let access = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.keys.encoding)
-        .map_err(|e| ApiError::Internal(format!("cannot sign a token: {e}")))?;
+    let access = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &state.keys.encoding,
+    )
+    .map_err(|e| ApiError::Internal(format!("cannot sign a token: {e}")))?;
     Ok(TokenPair {
         access,
         refresh,
@@ -373,7 +385,10 @@ impl LoginLimiter {
         let mut retry_after = 0;
         for key in keys {
             if let Some(q) = map.get_mut(key) {
-                while q.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+                while q
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                {
                     q.pop_front();
                 }
                 if q.len() >= self.max_failures

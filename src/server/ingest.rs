@@ -129,17 +129,30 @@ fn prepare(value: &Value, envelope: String, team_slug: &str) -> Result<IncomingE
         ));
     }
     let text = |key: &str| obj.get(key).and_then(Value::as_str).unwrap_or_default();
-    let lamport = obj.get("lamport_clock").and_then(Value::as_u64).unwrap_or(0);
-    let lamport_clock = i64::try_from(lamport)
-        .map_err(|_| format!("lamport_clock: must be at most {} (got {lamport})", i64::MAX))?;
+    let lamport = obj
+        .get("lamport_clock")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let lamport_clock = i64::try_from(lamport).map_err(|_| {
+        format!(
+            "lamport_clock: must be at most {} (got {lamport})",
+            i64::MAX
+        )
+    })?;
     let empty = Map::new();
-    let payload = obj.get("payload").and_then(Value::as_object).unwrap_or(&empty);
+    let payload = obj
+        .get("payload")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let payload_text = |key: &str| payload.get(key).and_then(Value::as_str).map(str::to_owned);
     let event_type = text("event_type");
     let known = EventType::parse(event_type);
     let feature_slug = payload_text("feature_slug").or_else(|| {
-        matches!(known, Some(EventType::FeatureCreated | EventType::FeatureCompleted))
-            .then(|| text("aggregate_id").to_owned())
+        matches!(
+            known,
+            Some(EventType::FeatureCreated | EventType::FeatureCompleted)
+        )
+        .then(|| text("aggregate_id").to_owned())
     });
     let effect = match known {
         Some(EventType::WPCreated) => WpEffect::Created {

@@ -200,7 +200,10 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then stops accepting, closes WebSockets and waits for
     /// in-flight requests (a batch being stored finishes and is answered).
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
         let app = router(self.state.clone());
         let tx = self.shutdown_tx;
         let signal = async move {

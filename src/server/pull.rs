@@ -51,7 +51,8 @@ pub async fn pull(
     let (events, more) =
         tokio::task::spawn_blocking(move || st.store.events_after(&user.team_slug, after, limit))
             .await??;
-    let mut body = String::with_capacity(events.iter().map(|e| e.envelope.len() + 1).sum::<usize>() + 64);
+    let mut body =
+        String::with_capacity(events.iter().map(|e| e.envelope.len() + 1).sum::<usize>() + 64);
     body.push_str("{\"events\":[");
     for (i, e) in events.iter().enumerate() {
         if i > 0 {

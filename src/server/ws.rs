@@ -31,11 +31,14 @@ const CONNECTION_QUEUE: usize = 4096;
 /// Unanswered pings after which a connection is closed (PROTOCOL.md: "two pings").
 const MAX_UNANSWERED_PINGS: u32 = 2;
 
+/// The queues of one team's open connections.
+type TeamConnections = HashMap<ConnId, mpsc::Sender<Arc<str>>>;
+
 /// The registry of open connections, per team.
 #[derive(Default)]
 pub struct Hub {
     next_id: AtomicU64,
-    teams: Mutex<HashMap<String, HashMap<ConnId, mpsc::Sender<Arc<str>>>>>,
+    teams: Mutex<HashMap<String, TeamConnections>>,
 }
 
 impl Hub {
@@ -43,7 +46,10 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
         if let Ok(mut teams) = self.teams.lock() {
-            teams.entry(team_slug.to_owned()).or_default().insert(id, tx);
+            teams
+                .entry(team_slug.to_owned())
+                .or_default()
+                .insert(id, tx);
         }
         (id, rx)
     }
@@ -73,10 +79,7 @@ impl Hub {
         }
         let messages: Vec<Arc<str>> = envelopes.iter().map(|e| event_message(e)).collect();
         conns.retain(|id, tx| {
-            Some(*id) == except
-                || messages
-                    .iter()
-                    .all(|m| tx.try_send(m.clone()).is_ok())
+            Some(*id) == except || messages.iter().all(|m| tx.try_send(m.clone()).is_ok())
         });
     }
 }
@@ -221,9 +224,10 @@ async fn handle_text(
     let st = state.clone();
     let team = user.team_slug.clone();
     let span = Span::current();
-    let results =
-        tokio::task::spawn_blocking(move || span.in_scope(|| ingest(&st, &team, vec![Element::new(value, text)], Some(id))))
-            .await??;
+    let results = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| ingest(&st, &team, vec![Element::new(value, text)], Some(id)))
+    })
+    .await??;
     Ok(results.first().map(ack))
 }
 

@@ -93,8 +93,12 @@ impl TestServer {
 
     /// Adds a user with [`PASSWORD`] through `user add --password-stdin`.
     pub fn add_user(&self, username: &str, team: &str) {
-        admin(&self.dir, &["user", "add", username, "--team", team, "--password-stdin"], PASSWORD)
-            .expect("user add succeeds");
+        admin(
+            &self.dir,
+            &["user", "add", username, "--team", team, "--password-stdin"],
+            PASSWORD,
+        )
+        .expect("user add succeeds");
     }
 
     /// Runs an administration command against this server's database.
@@ -265,9 +269,10 @@ pub fn many_event_texts(team_slug: &str, n: usize) -> Vec<(String, String)> {
     (0..n)
         .map(|i| {
             let id = spec_kitty::event::new_ulid();
-            let event = text
-                .replace(&template_id, &id)
-                .replace("\"lamport_clock\":1,", &format!("\"lamport_clock\":{},", i + 1));
+            let event = text.replace(&template_id, &id).replace(
+                "\"lamport_clock\":1,",
+                &format!("\"lamport_clock\":{},", i + 1),
+            );
             (id, event)
         })
         .collect()
@@ -326,7 +331,12 @@ pub async fn pull_ids(client: &reqwest::Client, server: &TestServer, access: &st
     let mut after = String::new();
     for _ in 0..100_000 {
         let url = format!("{}/api/v1/events/?limit=1000&after={after}", server.url);
-        let res = client.get(url).bearer_auth(access).send().await.expect("pull");
+        let res = client
+            .get(url)
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("pull");
         assert_eq!(res.status(), 200);
         let page: Page = res.json().await.expect("pull json");
         all.extend(page.events.into_iter().map(|e| e.event_id));
@@ -406,7 +416,12 @@ pub fn statuses(body: &Value) -> Vec<String> {
 }
 
 /// Pulls every event of the token's team, page by page.
-pub async fn pull_all(client: &reqwest::Client, server: &TestServer, access: &str, limit: usize) -> Vec<Value> {
+pub async fn pull_all(
+    client: &reqwest::Client,
+    server: &TestServer,
+    access: &str,
+    limit: usize,
+) -> Vec<Value> {
     let mut all = Vec::new();
     let mut after: Option<String> = None;
     for _ in 0..100_000 {
@@ -414,7 +429,12 @@ pub async fn pull_all(client: &reqwest::Client, server: &TestServer, access: &st
         if let Some(a) = &after {
             url.push_str(&format!("&after={a}"));
         }
-        let res = client.get(url).bearer_auth(access).send().await.expect("pull");
+        let res = client
+            .get(url)
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("pull");
         assert_eq!(res.status(), 200);
         let page: Value = res.json().await.expect("pull json");
         all.extend(page["events"].as_array().expect("events").iter().cloned());

@@ -244,10 +244,7 @@ impl Store {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         self.write(|conn| {
-            conn.execute(
-                "DELETE FROM ws_tokens WHERE expires_at <= ?1",
-                [unix_now()],
-            )?;
+            conn.execute("DELETE FROM ws_tokens WHERE expires_at <= ?1", [unix_now()])?;
             conn.execute(
                 "INSERT INTO ws_tokens (token_hash, username, team_slug, expires_at)
                  VALUES (?1, ?2, ?3, ?4)",

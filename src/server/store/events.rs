@@ -7,13 +7,14 @@ use crate::event::Lane;
 
 use super::{Store, StoreError, unix_now};
 
-
 /// What an accepted event does to the board.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WpEffect {
     None,
     /// `WPCreated`: the work package appears in `planned` unless it is already known.
-    Created { feature_slug: String },
+    Created {
+        feature_slug: String,
+    },
     /// `WPStatusChanged`: the work package moves to `lane` if this event is newer, by
     /// `(lamport_clock, node_id)`, than the one that set its current lane.
     Moved {
@@ -211,9 +212,8 @@ fn insert_in(
             apply_effect(tx, team_slug, e, seq)?;
             outcomes.push(InsertOutcome::Stored(seq));
         } else {
-            let existing: Option<String> = owner
-                .query_row([&e.event_id], |r| r.get(0))
-                .optional()?;
+            let existing: Option<String> =
+                owner.query_row([&e.event_id], |r| r.get(0)).optional()?;
             outcomes.push(match existing {
                 Some(t) if t != team_slug => InsertOutcome::ForeignId,
                 _ => InsertOutcome::Duplicate,
