@@ -267,6 +267,7 @@ async fn tls_with_a_self_signed_certificate_serves_the_api() {
 
     let _ = client();
     let tls = reqwest::Client::builder()
+        .no_proxy()
         .add_root_certificate(
             reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem"),
         )

@@ -41,6 +41,9 @@ use store::{Store, StoreError};
 use tls::{TlsError, TlsListener};
 use ws::Hub;
 
+/// How long in-flight requests get to finish after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// Everything `serve` can be told.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -206,24 +209,32 @@ impl Server {
     ) -> Result<(), ServerError> {
         let app = router(self.state.clone());
         let tx = self.shutdown_tx;
+        let mut fired = tx.subscribe();
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = tx.send(true);
         };
-        let result = match self.listening {
-            Listening::Plain(l) => {
-                axum::serve(l, app.into_make_service_with_connect_info::<ClientAddr>())
-                    .with_graceful_shutdown(signal)
-                    .await
-            }
-            Listening::Tls(l) => {
-                axum::serve(l, app.into_make_service_with_connect_info::<ClientAddr>())
-                    .with_graceful_shutdown(signal)
-                    .await
+        let serve = async move {
+            let make = app.into_make_service_with_connect_info::<ClientAddr>();
+            match self.listening {
+                Listening::Plain(l) => axum::serve(l, make).with_graceful_shutdown(signal).await,
+                Listening::Tls(l) => axum::serve(l, make).with_graceful_shutdown(signal).await,
             }
         };
-        result.map_err(ServerError::Serve)
+        // A client that never finishes its request must not keep the server alive forever.
+        // Requests cut off here lose nothing: a batch is stored in one transaction or not at all.
+        let grace = async move {
+            let _ = fired.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            result = serve => result.map_err(ServerError::Serve),
+            _ = grace => {
+                tracing::warn!("shutdown grace period over; closing the remaining connections");
+                Ok(())
+            }
+        }
     }
 }
 

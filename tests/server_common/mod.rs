@@ -184,6 +184,7 @@ pub fn client() -> reqwest::Client {
     // reqwest is built without a default crypto provider (no aws-lc): use ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
+        .no_proxy()
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client")
