@@ -235,6 +235,13 @@ fn apply_effect(
     match &e.effect {
         WpEffect::None => {}
         WpEffect::Created { feature_slug } => {
+            // Status changes without a feature that arrived before the creation were filed
+            // under feature "": now the feature is known, move them there.
+            tx.prepare_cached(
+                "UPDATE OR IGNORE work_packages SET feature_slug = ?3
+                 WHERE team_slug = ?1 AND project_uuid = ?2 AND wp_id = ?4 AND feature_slug = ''",
+            )?
+            .execute(params![team_slug, e.project_uuid, feature_slug, wp_id])?;
             // Order key (0, "") so that any status change, even one received earlier, wins.
             tx.prepare_cached(
                 "INSERT INTO work_packages VALUES (?1, ?2, ?3, ?4, 'planned', 0, '', ?5)
@@ -289,4 +296,101 @@ fn feature_of(
         [one] => one.clone(),
         _ => String::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, wp: &str, lamport: i64, node: &str, effect: WpEffect) -> IncomingEvent {
+        IncomingEvent {
+            event_id: id.into(),
+            event_type: "WPStatusChanged".into(),
+            lamport_clock: lamport,
+            node_id: node.into(),
+            project_uuid: "p".into(),
+            feature_slug: Some("001-demo".into()),
+            wp_id: Some(wp.into()),
+            effect,
+            envelope: format!("{{\"event_id\":\"{id}\"}}"),
+        }
+    }
+
+    fn moved(lane: Lane) -> WpEffect {
+        WpEffect::Moved {
+            feature_slug: None,
+            lane,
+        }
+    }
+
+    fn created() -> WpEffect {
+        WpEffect::Created {
+            feature_slug: "001-demo".into(),
+        }
+    }
+
+    #[test]
+    fn the_board_follows_lamport_then_node_order_not_arrival_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let batch = [
+            event("A", "WP01", 5, "bbbbbbbbbbbb", moved(Lane::Done)),
+            // Arrives later but is older: ignored by the board.
+            event("B", "WP01", 4, "cccccccccccc", moved(Lane::Doing)),
+            // Same clock, greater node: wins.
+            event("C", "WP01", 5, "cccccccccccc", moved(Lane::ForReview)),
+            // Created after a move: does not reset the lane.
+            event("D", "WP01", 1, "aaaaaaaaaaaa", created()),
+            event("E", "WP02", 2, "aaaaaaaaaaaa", created()),
+        ];
+        let outcomes = store.insert_events("acme", &batch).expect("insert");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, InsertOutcome::Stored(_)))
+        );
+        let lanes: Vec<(String, String)> = store
+            .work_packages("acme")
+            .expect("board")
+            .into_iter()
+            .map(|w| (w.wp_id, w.lane))
+            .collect();
+        assert_eq!(
+            lanes,
+            [
+                ("WP01".to_owned(), "for_review".to_owned()),
+                ("WP02".to_owned(), "planned".to_owned())
+            ]
+        );
+        let counts = store.counts("acme").expect("counts");
+        assert_eq!(
+            (counts.features, counts.work_packages, counts.events),
+            (1, 2, 5)
+        );
+        let feed: Vec<i64> = store
+            .activity("acme", None, 2)
+            .expect("feed")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(feed, [5, 4], "newest first");
+    }
+
+    #[test]
+    fn an_id_of_another_team_is_neither_stored_nor_a_duplicate() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let e = event("A", "WP01", 1, "aaaaaaaaaaaa", created());
+        store
+            .insert_events("acme", std::slice::from_ref(&e))
+            .expect("insert");
+        let again = store
+            .insert_events("acme", std::slice::from_ref(&e))
+            .expect("insert");
+        assert_eq!(again, [InsertOutcome::Duplicate]);
+        let foreign = store.insert_events("evil", &[e]).expect("insert");
+        assert_eq!(foreign, [InsertOutcome::ForeignId]);
+        assert!(store.work_packages("evil").expect("board").is_empty());
+        assert_eq!(store.counts("evil").expect("counts").events, 0);
+    }
 }
