@@ -131,6 +131,15 @@ async fn the_upgrade_needs_an_unused_ws_token() {
         "single use"
     );
 
+    // A plain GET is not an upgrade: a JSON error, not a crash or a text page.
+    let res = client()
+        .get(format!("{}/ws/v1/events/", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 400);
+    assert!(res.json::<Value>().await.expect("json")["error"].is_string());
+
     // Browsers pass the token in the query string.
     let token = ws_token(&server, &alice).await;
     let url = format!("{}?token={token}", server.ws_url());
