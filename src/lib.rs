@@ -6,6 +6,7 @@
 //! * [`hooks`]: the git hook stubs, their installer and their handlers.
 //! * [`workflow`]: actions that emit events, through [`workflow::Emitter`].
 //! * [`sync`]: the client side of the sync protocol.
+//! * [`server`]: the team sync server behind `spec-kitty-server`.
 //!
 //! Library modules never print and never exit; the binaries render their errors.
 
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod event;
 pub mod hooks;
 pub mod project;
+pub mod server;
 pub mod store;
 pub mod sync;
 pub mod workflow;

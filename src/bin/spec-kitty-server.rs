@@ -1,1 +1,280 @@
-fn main() {}
+//! `spec-kitty-server`: run the team sync server and administer its accounts.
+//!
+//! Parses arguments, calls `spec_kitty::server`, renders results (text or `--json`) and errors
+//! (miette, with a help line naming the fix). Exit codes: 0 success, 1 failure, 2 usage error.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use miette::miette;
+
+use spec_kitty::server::admin::{self, AdminError, DB_ENV};
+use spec_kitty::server::{Server, ServerConfig, ServerError};
+
+/// The spec-kitty team sync server.
+#[derive(Parser)]
+#[command(name = "spec-kitty-server", version)]
+struct Cli {
+    /// The SQLite database [default: <data dir>/spec-kitty/server.db].
+    #[arg(long, global = true, env = DB_ENV, value_name = "PATH")]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect teams.
+    #[command(subcommand)]
+    Team(TeamCommand),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the real one is printed).
+    #[arg(long, default_value = "127.0.0.1:8750")]
+    bind: SocketAddr,
+    /// PEM certificate chain: serve HTTPS (requires --tls-key).
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Seconds an access token is valid.
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    access_lifetime: u64,
+    /// Seconds a refresh token is valid.
+    #[arg(long, default_value_t = 604_800, value_name = "SECS")]
+    refresh_lifetime: u64,
+    /// Milliseconds between WebSocket pings; two unanswered pings close the connection.
+    #[arg(long, default_value_t = 15_000, value_name = "MS")]
+    ws_ping_interval_ms: u64,
+    /// Largest batch once decompressed, in bytes (also the raw body limit).
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    max_batch_bytes: usize,
+    /// Failed logins per username or client address within 5 minutes before 429.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    login_max_failures: usize,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (and its team when new). Prompts for the password on the terminal.
+    Add {
+        username: String,
+        /// Team slug: lowercase letters, digits and dashes.
+        #[arg(long)]
+        team: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a user: no more logins or refreshes; its sessions are revoked.
+    Disable { username: String },
+}
+
+#[derive(Subcommand)]
+enum TeamCommand {
+    /// List teams with their user and event counts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> miette::Result<()> {
+    let db = match cli.db {
+        Some(db) => db,
+        None => admin::default_db_path().map_err(render_admin)?,
+    };
+    match cli.command {
+        Command::Serve(args) => serve(db, args),
+        Command::User(UserCommand::Add {
+            username,
+            team,
+            password_stdin,
+        }) => {
+            let password = read_password(password_stdin)?;
+            admin::add_user(&db, &username, &team, &password).map_err(render_admin)?;
+            println!("added user {username} to team {team}");
+            Ok(())
+        }
+        Command::User(UserCommand::List { json }) => {
+            let users = admin::list_users(&db).map_err(render_admin)?;
+            if json {
+                print_json(&users)
+            } else {
+                for u in &users {
+                    let state = if u.disabled { "disabled" } else { "active" };
+                    println!("{}\t{}\t{state}", u.username, u.team_slug);
+                }
+                Ok(())
+            }
+        }
+        Command::User(UserCommand::Disable { username }) => {
+            admin::disable_user(&db, &username).map_err(render_admin)?;
+            println!("disabled user {username}; its sessions are revoked");
+            Ok(())
+        }
+        Command::Team(TeamCommand::List { json }) => {
+            let teams = admin::list_teams(&db).map_err(render_admin)?;
+            if json {
+                print_json(&teams)
+            } else {
+                for t in &teams {
+                    println!("{}\t{} users\t{} events", t.slug, t.users, t.events);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> miette::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| miette!("{e}"))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn serve(db: PathBuf, args: ServeArgs) -> miette::Result<()> {
+    init_logging();
+    let mut config = ServerConfig::new(db);
+    config.bind = args.bind;
+    config.tls = args.tls_cert.zip(args.tls_key);
+    config.access_lifetime = args.access_lifetime.max(1);
+    config.refresh_lifetime = args.refresh_lifetime.max(1);
+    config.ws_ping_interval = Duration::from_millis(args.ws_ping_interval_ms.max(10));
+    config.max_decompressed_bytes = args.max_batch_bytes;
+    config.max_body_bytes = args.max_batch_bytes;
+    config.login_max_failures = args.login_max_failures;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| miette!("cannot start tokio: {e}"))?;
+    runtime.block_on(async move {
+        let server = Server::bind(config).await.map_err(render_server)?;
+        // Tests and scripts wait for these two lines.
+        println!("database {}", server.db_path().display());
+        println!("listening on {}", server.url());
+        if server.url().starts_with("http:") && !server.local_addr().ip().is_loopback() {
+            tracing::warn!(
+                "serving plain HTTP on a non-loopback address; use --tls-cert/--tls-key"
+            );
+        }
+        server.run(shutdown_signal()).await.map_err(render_server)
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Logs to stderr; `SPEC_KITTY_SERVER_LOG` takes an env-filter directive (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPEC_KITTY_SERVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// The password from stdin's first line, or from a prompt on the terminal with echo off.
+fn read_password(from_stdin: bool) -> miette::Result<String> {
+    let stdin = std::io::stdin();
+    if !from_stdin && !stdin.is_terminal() {
+        return Err(miette!(
+            help = "pipe the password with --password-stdin, e.g. `printf %s \"$PW\" | spec-kitty-server user add NAME --team T --password-stdin`",
+            "no terminal to prompt for the password on"
+        ));
+    }
+    if !from_stdin {
+        eprint!("password: ");
+        let _ = std::io::stderr().flush();
+        set_echo(false);
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if !from_stdin {
+        set_echo(true);
+        eprintln!();
+    }
+    read.map_err(|e| miette!("cannot read the password: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Turns terminal echo off or on with `stty`, so that no terminal library is needed.
+fn set_echo(on: bool) {
+    let tty = Path::new("/dev/tty");
+    if let Ok(tty) = std::fs::File::open(tty) {
+        let _ = std::process::Command::new("stty")
+            .arg(if on { "echo" } else { "-echo" })
+            .stdin(tty)
+            .status();
+    }
+}
+
+fn render_admin(e: AdminError) -> miette::Report {
+    let help = match &e {
+        AdminError::UserExists(_) => "pick another username, or see `spec-kitty-server user list`",
+        AdminError::NoSuchUser(_) => "see `spec-kitty-server user list`",
+        AdminError::NoDataDir => "pass --db PATH or set SPEC_KITTY_SERVER_DB",
+        AdminError::InvalidTeam(_) => "e.g. `--team acme-dev`",
+        AdminError::WeakPassword => "choose a longer password",
+        _ => "check the --db path and its permissions",
+    };
+    miette!(help = help, "{e}")
+}
+
+fn render_server(e: ServerError) -> miette::Report {
+    let help = match &e {
+        ServerError::Bind { .. } => "choose another address with --bind, e.g. --bind 127.0.0.1:0",
+        ServerError::Tls(_) => {
+            "pass a PEM certificate chain with --tls-cert and its key with --tls-key"
+        }
+        ServerError::Auth(_) => "check SPEC_KITTY_SERVER_JWT_SECRET or the <db>.jwt-secret file",
+        _ => "check the --db path and its permissions",
+    };
+    miette!(help = help, "{e}")
+}

@@ -1,0 +1,294 @@
+//! `spec-kitty-server`: the self-hostable team sync server (PROTOCOL.md).
+//!
+//! * [`store`]: the embedded SQLite database (events, dedup, board, accounts).
+//! * [`auth`]: login, token rotation, ws tokens, rate limiting.
+//! * [`batch`], [`pull`], [`ws`]: the sync endpoints; all incoming events go through [`ingest`].
+//! * [`admin`]: what the administration subcommands do.
+//! * [`tls`]: rustls (ring) listener.
+//!
+//! Depends on [`crate::event`] only. Never prints: the binary renders.
+
+pub mod admin;
+pub mod auth;
+pub mod batch;
+pub mod error;
+pub mod ingest;
+pub mod pull;
+pub mod store;
+pub mod tls;
+pub mod ws;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::extract::connect_info::Connected;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::serve::IncomingStream;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use auth::{AuthError, Keys, LoginLimiter};
+use store::{Store, StoreError};
+use tls::{TlsError, TlsListener};
+use ws::Hub;
+
+/// How long in-flight requests get to finish after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Everything `serve` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub db_path: PathBuf,
+    /// Certificate and key (PEM) to serve HTTPS; plain HTTP without.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Seconds an access token is valid.
+    pub access_lifetime: u64,
+    /// Seconds a refresh token is valid.
+    pub refresh_lifetime: u64,
+    /// Seconds a ws token is valid (it is also single use).
+    pub ws_token_lifetime: u64,
+    pub ws_ping_interval: Duration,
+    /// Cap on a batch once decompressed (and on a plain JSON batch).
+    pub max_decompressed_bytes: usize,
+    /// Cap on the raw request body of a batch.
+    pub max_body_bytes: usize,
+    /// Failed logins per username or client address within `login_window` before 429.
+    pub login_max_failures: usize,
+    pub login_window: Duration,
+}
+
+impl ServerConfig {
+    /// The defaults of `spec-kitty-server serve`.
+    pub fn new(db_path: PathBuf) -> ServerConfig {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8750)),
+            db_path,
+            tls: None,
+            access_lifetime: 900,
+            refresh_lifetime: 604_800,
+            ws_token_lifetime: 60,
+            ws_ping_interval: Duration::from_secs(15),
+            max_decompressed_bytes: 16 << 20,
+            max_body_bytes: 16 << 20,
+            login_max_failures: 10,
+            login_window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// State shared by every request handler.
+pub struct AppState {
+    pub store: Store,
+    pub config: ServerConfig,
+    pub keys: Keys,
+    pub limiter: LoginLimiter,
+    pub hub: Hub,
+    /// Becomes `true` when the server shuts down, so that WebSocket connections close and do
+    /// not hold up the graceful shutdown.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The address of the client of a request, for rate limiting.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+enum Listening {
+    Plain(TcpListener),
+    Tls(TlsListener),
+}
+
+/// A server bound to its address, ready to run.
+pub struct Server {
+    state: Arc<AppState>,
+    listening: Listening,
+    local_addr: SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Opens (and migrates) the database, loads the signing secret and binds the address.
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        let store = Store::open(&config.db_path)?;
+        let keys = Keys::load_or_create(&config.db_path)?;
+        let acceptor = match &config.tls {
+            Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+            None => None,
+        };
+        let bind_err = |source| ServerError::Bind {
+            addr: config.bind,
+            source,
+        };
+        let tcp = TcpListener::bind(config.bind).await.map_err(bind_err)?;
+        let local_addr = tcp.local_addr().map_err(bind_err)?;
+        let listening = match acceptor {
+            Some(acceptor) => Listening::Tls(TlsListener::new(tcp, acceptor).map_err(bind_err)?),
+            None => Listening::Plain(tcp),
+        };
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let limiter = LoginLimiter::new(config.login_max_failures, config.login_window);
+        let state = Arc::new(AppState {
+            store,
+            config,
+            keys,
+            limiter,
+            hub: Hub::default(),
+            shutdown,
+        });
+        Ok(Server {
+            state,
+            listening,
+            local_addr,
+            shutdown_tx,
+        })
+    }
+
+    /// The address actually bound (the real port when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL clients use, e.g. `http://127.0.0.1:8750`.
+    pub fn url(&self) -> String {
+        let scheme = match self.listening {
+            Listening::Plain(_) => "http",
+            Listening::Tls(_) => "https",
+        };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    pub fn db_path(&self) -> &Path {
+        self.state.store.path()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, closes WebSockets and waits for
+    /// in-flight requests (a batch being stored finishes and is answered).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let app = router(self.state.clone());
+        let tx = self.shutdown_tx;
+        let mut fired = tx.subscribe();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = tx.send(true);
+        };
+        let serve = async move {
+            let make = app.into_make_service_with_connect_info::<ClientAddr>();
+            match self.listening {
+                Listening::Plain(l) => axum::serve(l, make).with_graceful_shutdown(signal).await,
+                Listening::Tls(l) => axum::serve(l, make).with_graceful_shutdown(signal).await,
+            }
+        };
+        // A client that never finishes its request must not keep the server alive forever.
+        // Requests cut off here lose nothing: a batch is stored in one transaction or not at all.
+        let grace = async move {
+            let _ = fired.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            result = serve => result.map_err(ServerError::Serve),
+            _ = grace => {
+                tracing::warn!("shutdown grace period over; closing the remaining connections");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The API routes (PROTOCOL.md). The dashboard will be nested here later.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/token/", post(auth::login))
+        .route("/api/v1/token/refresh/", post(auth::refresh))
+        .route("/api/v1/ws-token/", post(auth::ws_token))
+        .route("/api/v1/logout/", post(auth::logout))
+        .route("/api/v1/events/batch/", post(batch::upload))
+        .route("/api/v1/events/", get(pull::pull))
+        .route("/api/v1/sync/health/", get(health))
+        .route("/ws/v1/events/", get(ws::upgrade))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// `GET /api/v1/sync/health/`
+async fn health(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "limits": {
+            "max_events_per_batch": batch::MAX_EVENTS_PER_BATCH,
+            "max_decompressed_bytes_per_batch": state.config.max_decompressed_bytes,
+        }
+    }))
+}
+
+/// Gives every request an id, logged on every line of its span (method and path only: query
+/// strings may carry a ws token) and returned as `x-request-id`.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = ulid::Ulid::new().to_string();
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %req.method(),
+        path = %req.uri().path()
+    );
+    let start = Instant::now();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            ms = start.elapsed().as_millis() as u64,
+            "done"
+        )
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}

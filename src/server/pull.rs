@@ -1,0 +1,70 @@
+//! `GET /api/v1/events/?after=<cursor>&limit=<n>`: the team's events in server order.
+//!
+//! The cursor is the server sequence number of the last event returned, as a decimal string;
+//! clients must treat it as opaque. Events are served exactly as stored, so the response is
+//! assembled from the stored JSON texts without re-parsing them.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::AuthUser;
+use super::error::ApiError;
+
+const DEFAULT_LIMIT: usize = 500;
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Deserialize)]
+pub struct PullQuery {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/v1/events/`
+pub async fn pull(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    Query(query): Query<PullQuery>,
+) -> Result<Response, ApiError> {
+    let after = match query.after.as_deref() {
+        None | Some("") => 0,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| ApiError::BadRequest(format!("invalid cursor '{s}'")))?,
+    };
+    let limit = match query.limit.as_deref() {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ApiError::BadRequest(format!("invalid limit '{s}'")))?
+            .min(MAX_LIMIT),
+    };
+    let st = state.clone();
+    let (events, more) =
+        tokio::task::spawn_blocking(move || st.store.events_after(&user.team_slug, after, limit))
+            .await??;
+    let mut body =
+        String::with_capacity(events.iter().map(|e| e.envelope.len() + 1).sum::<usize>() + 64);
+    body.push_str("{\"events\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&e.envelope);
+    }
+    body.push_str("],\"next\":");
+    match events.last().filter(|_| more) {
+        Some(last) => body.push_str(&format!("\"{}\"", last.seq)),
+        None => body.push_str("null"),
+    }
+    body.push('}');
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+}

@@ -1,0 +1,396 @@
+//! Events, their deduplication, and the materialised board built from them.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use crate::event::Lane;
+
+use super::{Store, StoreError, unix_now};
+
+/// What an accepted event does to the board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WpEffect {
+    None,
+    /// `WPCreated`: the work package appears in `planned` unless it is already known.
+    Created {
+        feature_slug: String,
+    },
+    /// `WPStatusChanged`: the work package moves to `lane` if this event is newer, by
+    /// `(lamport_clock, node_id)`, than the one that set its current lane.
+    Moved {
+        feature_slug: Option<String>,
+        lane: Lane,
+    },
+}
+
+/// A validated event ready to be stored under a team.
+#[derive(Debug, Clone)]
+pub struct IncomingEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub lamport_clock: i64,
+    pub node_id: String,
+    pub project_uuid: String,
+    pub feature_slug: Option<String>,
+    pub wp_id: Option<String>,
+    pub effect: WpEffect,
+    /// The envelope exactly as it will be served back by pull and fan-out.
+    pub envelope: String,
+}
+
+/// What storing one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Stored with this server sequence number.
+    Stored(i64),
+    /// This team already has an event with this id; nothing was stored.
+    Duplicate,
+    /// Another team already has an event with this id; nothing was stored, nothing is told
+    /// about the other team.
+    ForeignId,
+}
+
+/// One stored event as pull and the activity feed return it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub event_type: String,
+    pub envelope: String,
+}
+
+/// One work package of the board.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WorkPackageRow {
+    pub feature_slug: String,
+    pub wp_id: String,
+    pub lane: String,
+}
+
+/// Sizes shown on the overview.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub features: i64,
+    pub work_packages: i64,
+    pub events: i64,
+}
+
+impl Store {
+    /// Stores a batch for `team_slug` in one transaction: either every new event of the batch
+    /// is stored and the board updated, or nothing is.
+    pub fn insert_events(
+        &self,
+        team_slug: &str,
+        events: &[IncomingEvent],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let outcomes = insert_in(&tx, team_slug, events)?;
+            tx.commit()?;
+            Ok(outcomes)
+        })
+    }
+
+    /// Up to `limit` events of the team after sequence `after`, in server order, and whether
+    /// more follow.
+    pub fn events_after(
+        &self,
+        team_slug: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<StoredEvent>, bool), StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, event_type, envelope FROM events
+                 WHERE team_slug = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![team_slug, after, limit as i64 + 1], stored_event)?;
+            let mut events: Vec<StoredEvent> = rows.collect::<Result<_, _>>()?;
+            let more = events.len() > limit;
+            events.truncate(limit);
+            Ok((events, more))
+        })
+    }
+
+    /// The activity feed: up to `limit` events of the team, newest first, older than `before`.
+    pub fn activity(
+        &self,
+        team_slug: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, event_type, envelope FROM events
+                 WHERE team_slug = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            )?;
+            let before = before.unwrap_or(i64::MAX);
+            let rows = stmt.query_map(params![team_slug, before, limit as i64], stored_event)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The team's board: every work package with its current lane.
+    pub fn work_packages(&self, team_slug: &str) -> Result<Vec<WorkPackageRow>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT feature_slug, wp_id, lane FROM work_packages
+                 WHERE team_slug = ?1 ORDER BY feature_slug, wp_id",
+            )?;
+            let rows = stmt.query_map([team_slug], |r| {
+                Ok(WorkPackageRow {
+                    feature_slug: r.get(0)?,
+                    wp_id: r.get(1)?,
+                    lane: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Counts of features, work packages and events of the team.
+    pub fn counts(&self, team_slug: &str) -> Result<Counts, StoreError> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT
+                   (SELECT count(DISTINCT project_uuid || '/' || feature_slug)
+                      FROM work_packages WHERE team_slug = ?1),
+                   (SELECT count(*) FROM work_packages WHERE team_slug = ?1),
+                   (SELECT count(*) FROM events WHERE team_slug = ?1)",
+                [team_slug],
+                |r| {
+                    Ok(Counts {
+                        features: r.get(0)?,
+                        work_packages: r.get(1)?,
+                        events: r.get(2)?,
+                    })
+                },
+            )?)
+        })
+    }
+}
+
+fn stored_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        seq: r.get(0)?,
+        event_type: r.get(1)?,
+        envelope: r.get(2)?,
+    })
+}
+
+fn insert_in(
+    tx: &Transaction<'_>,
+    team_slug: &str,
+    events: &[IncomingEvent],
+) -> Result<Vec<InsertOutcome>, StoreError> {
+    let now = unix_now();
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events (event_id, team_slug, event_type, lamport_clock, node_id,
+                             project_uuid, feature_slug, wp_id, received_at, envelope)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT(event_id) DO NOTHING",
+    )?;
+    let mut owner = tx.prepare_cached("SELECT team_slug FROM events WHERE event_id = ?1")?;
+    let mut outcomes = Vec::with_capacity(events.len());
+    for e in events {
+        let inserted = insert.execute(params![
+            e.event_id,
+            team_slug,
+            e.event_type,
+            e.lamport_clock,
+            e.node_id,
+            e.project_uuid,
+            e.feature_slug,
+            e.wp_id,
+            now,
+            e.envelope,
+        ])?;
+        if inserted == 1 {
+            let seq = tx.last_insert_rowid();
+            apply_effect(tx, team_slug, e, seq)?;
+            outcomes.push(InsertOutcome::Stored(seq));
+        } else {
+            let existing: Option<String> =
+                owner.query_row([&e.event_id], |r| r.get(0)).optional()?;
+            outcomes.push(match existing {
+                Some(t) if t != team_slug => InsertOutcome::ForeignId,
+                _ => InsertOutcome::Duplicate,
+            });
+        }
+    }
+    Ok(outcomes)
+}
+
+fn apply_effect(
+    tx: &Transaction<'_>,
+    team_slug: &str,
+    e: &IncomingEvent,
+    seq: i64,
+) -> Result<(), StoreError> {
+    let Some(wp_id) = e.wp_id.as_deref() else {
+        return Ok(());
+    };
+    match &e.effect {
+        WpEffect::None => {}
+        WpEffect::Created { feature_slug } => {
+            // Status changes without a feature that arrived before the creation were filed
+            // under feature "": now the feature is known, move them there.
+            tx.prepare_cached(
+                "UPDATE OR IGNORE work_packages SET feature_slug = ?3
+                 WHERE team_slug = ?1 AND project_uuid = ?2 AND wp_id = ?4 AND feature_slug = ''",
+            )?
+            .execute(params![team_slug, e.project_uuid, feature_slug, wp_id])?;
+            // Order key (0, "") so that any status change, even one received earlier, wins.
+            tx.prepare_cached(
+                "INSERT INTO work_packages VALUES (?1, ?2, ?3, ?4, 'planned', 0, '', ?5)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![team_slug, e.project_uuid, feature_slug, wp_id, seq])?;
+        }
+        WpEffect::Moved { feature_slug, lane } => {
+            let feature = match feature_slug {
+                Some(f) => f.clone(),
+                None => feature_of(tx, team_slug, &e.project_uuid, wp_id)?,
+            };
+            tx.prepare_cached(
+                "INSERT INTO work_packages VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (team_slug, project_uuid, feature_slug, wp_id) DO UPDATE SET
+                   lane = excluded.lane, lamport_clock = excluded.lamport_clock,
+                   node_id = excluded.node_id, updated_seq = excluded.updated_seq
+                 WHERE (excluded.lamport_clock, excluded.node_id)
+                     > (work_packages.lamport_clock, work_packages.node_id)",
+            )?
+            .execute(params![
+                team_slug,
+                e.project_uuid,
+                feature,
+                wp_id,
+                lane.as_str(),
+                e.lamport_clock,
+                e.node_id,
+                seq
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// The feature of a status change that does not name one (`feature_slug` is optional in
+/// `WPStatusChanged`): the only known work package with that id in the project, else "".
+fn feature_of(
+    tx: &Transaction<'_>,
+    team_slug: &str,
+    project_uuid: &str,
+    wp_id: &str,
+) -> Result<String, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT feature_slug FROM work_packages
+         WHERE team_slug = ?1 AND project_uuid = ?2 AND wp_id = ?3 LIMIT 2",
+    )?;
+    let found: Vec<String> = stmt
+        .query_map(params![team_slug, project_uuid, wp_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(match found.as_slice() {
+        [one] => one.clone(),
+        _ => String::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, wp: &str, lamport: i64, node: &str, effect: WpEffect) -> IncomingEvent {
+        IncomingEvent {
+            event_id: id.into(),
+            event_type: "WPStatusChanged".into(),
+            lamport_clock: lamport,
+            node_id: node.into(),
+            project_uuid: "p".into(),
+            feature_slug: Some("001-demo".into()),
+            wp_id: Some(wp.into()),
+            effect,
+            envelope: format!("{{\"event_id\":\"{id}\"}}"),
+        }
+    }
+
+    fn moved(lane: Lane) -> WpEffect {
+        WpEffect::Moved {
+            feature_slug: None,
+            lane,
+        }
+    }
+
+    fn created() -> WpEffect {
+        WpEffect::Created {
+            feature_slug: "001-demo".into(),
+        }
+    }
+
+    #[test]
+    fn the_board_follows_lamport_then_node_order_not_arrival_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let batch = [
+            event("A", "WP01", 5, "bbbbbbbbbbbb", moved(Lane::Done)),
+            // Arrives later but is older: ignored by the board.
+            event("B", "WP01", 4, "cccccccccccc", moved(Lane::Doing)),
+            // Same clock, greater node: wins.
+            event("C", "WP01", 5, "cccccccccccc", moved(Lane::ForReview)),
+            // Created after a move: does not reset the lane.
+            event("D", "WP01", 1, "aaaaaaaaaaaa", created()),
+            event("E", "WP02", 2, "aaaaaaaaaaaa", created()),
+        ];
+        let outcomes = store.insert_events("acme", &batch).expect("insert");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, InsertOutcome::Stored(_)))
+        );
+        let lanes: Vec<(String, String)> = store
+            .work_packages("acme")
+            .expect("board")
+            .into_iter()
+            .map(|w| (w.wp_id, w.lane))
+            .collect();
+        assert_eq!(
+            lanes,
+            [
+                ("WP01".to_owned(), "for_review".to_owned()),
+                ("WP02".to_owned(), "planned".to_owned())
+            ]
+        );
+        let counts = store.counts("acme").expect("counts");
+        assert_eq!(
+            (counts.features, counts.work_packages, counts.events),
+            (1, 2, 5)
+        );
+        let feed: Vec<i64> = store
+            .activity("acme", None, 2)
+            .expect("feed")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(feed, [5, 4], "newest first");
+    }
+
+    #[test]
+    fn an_id_of_another_team_is_neither_stored_nor_a_duplicate() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let e = event("A", "WP01", 1, "aaaaaaaaaaaa", created());
+        store
+            .insert_events("acme", std::slice::from_ref(&e))
+            .expect("insert");
+        let again = store
+            .insert_events("acme", std::slice::from_ref(&e))
+            .expect("insert");
+        assert_eq!(again, [InsertOutcome::Duplicate]);
+        let foreign = store.insert_events("evil", &[e]).expect("insert");
+        assert_eq!(foreign, [InsertOutcome::ForeignId]);
+        assert!(store.work_packages("evil").expect("board").is_empty());
+        assert_eq!(store.counts("evil").expect("counts").events, 0);
+    }
+}

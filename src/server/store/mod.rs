@@ -1,0 +1,142 @@
+//! The server's embedded storage: one SQLite file in WAL mode.
+//!
+//! One writer connection behind a mutex serialises writes (SQLite allows one writer anyway, and
+//! holding our own lock avoids busy-waiting inside SQLite); a small pool of reader connections
+//! serves pulls and snapshots concurrently with writes, which WAL allows. Every method is
+//! blocking: async callers run them under `tokio::task::spawn_blocking`.
+//!
+//! Durability: `synchronous=FULL` with WAL, so a batch whose response was sent survives a power
+//! loss, not only a crash of the process. One fsync per batch (not per event) keeps this cheap.
+
+mod accounts;
+mod events;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use accounts::{RefreshOutcome, TeamRow, UserRow, WsTokenOwner};
+pub use events::{Counts, IncomingEvent, InsertOutcome, StoredEvent, WorkPackageRow, WpEffect};
+pub use schema::SCHEMA_VERSION;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the database has schema version {found}, newer than this server understands \
+         ({supported}); upgrade spec-kitty-server"
+    )]
+    TooNew { found: i64, supported: i64 },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("a database connection lock was poisoned by a crashed task")]
+    Poisoned,
+}
+
+/// Readers kept open for reuse; more may be opened under load and are then closed after use.
+const READER_POOL: usize = 4;
+
+/// The server's database.
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let mut writer = open_connection(path, false)?;
+        schema::migrate(&mut writer)?;
+        Ok(Store {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with exclusive use of the writer connection.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&mut conn)
+    }
+
+    /// Runs `f` on a reader connection from the pool.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().map_err(|_| StoreError::Poisoned)?.pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.path, true)?,
+        };
+        let result = f(&conn);
+        let mut pool = self.readers.lock().map_err(|_| StoreError::Poisoned)?;
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let open_err = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+    // Administration commands may write while the server runs: wait for the lock, don't fail.
+    conn.busy_timeout(Duration::from_secs(10))?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Seconds since the Unix epoch, the unit of every timestamp in the database.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,448 @@
+//! Shared by the `server_*` integration tests: a real `spec-kitty-server` process on
+//! 127.0.0.1 with a temporary database and home, and small HTTP helpers.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use spec_kitty::event::{Event, Lane, Origin, Payload};
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const NODE: &str = "0123456789ab";
+pub const PROJECT: &str = "5d6f2c1e-8b9a-4c3d-9e7f-1a2b3c4d5e6f";
+
+/// A running server; killed when dropped.
+pub struct TestServer {
+    child: Option<Child>,
+    pub url: String,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    args: Vec<String>,
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_spec-kitty-server")
+}
+
+fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    let home = dir.join("home");
+    cmd.env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env_remove("SPEC_KITTY_SERVER_DB")
+        .env_remove("SPEC_KITTY_SERVER_JWT_SECRET")
+        .env("SPEC_KITTY_SERVER_LOG", "info")
+        .arg("--db")
+        .arg(dir.join("server.db"));
+    cmd
+}
+
+impl TestServer {
+    /// Starts a server in a new temporary directory with extra `serve` arguments.
+    pub fn start(args: &[&str]) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_owned();
+        let mut server = TestServer::spawn(dir, args.iter().map(|s| s.to_string()).collect());
+        server._tmp = Some(tmp);
+        server
+    }
+
+    fn spawn(dir: PathBuf, args: Vec<String>) -> TestServer {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("log file");
+        let mut child = command(&dir)
+            .arg("serve")
+            .arg("--bind")
+            .arg("127.0.0.1:0")
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start spec-kitty-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut url = None;
+        while url.is_none() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("server printed its URL within 30 s");
+            url = line.strip_prefix("listening on ").map(str::to_owned);
+        }
+        TestServer {
+            child: Some(child),
+            url: url.expect("url"),
+            dir,
+            _tmp: None,
+            args,
+        }
+    }
+
+    /// Adds a user with [`PASSWORD`] through `user add --password-stdin`.
+    pub fn add_user(&self, username: &str, team: &str) {
+        admin(
+            &self.dir,
+            &["user", "add", username, "--team", team, "--password-stdin"],
+            PASSWORD,
+        )
+        .expect("user add succeeds");
+    }
+
+    /// Runs an administration command against this server's database.
+    pub fn admin(&self, args: &[&str]) -> Result<String, String> {
+        admin(&self.dir, args, "")
+    }
+
+    /// Stops with SIGTERM and waits (bounded); returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Stops this server and starts another on the same database (new port).
+    pub fn restart(mut self) -> TestServer {
+        if self.child.is_some() {
+            assert!(self.terminate(), "server exits cleanly on SIGTERM");
+        }
+        let mut next = TestServer::spawn(self.dir.clone(), self.args.clone());
+        next._tmp = self._tmp.take();
+        next
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("{}/ws/v1/events/", self.url.replacen("http", "ws", 1))
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `spec-kitty-server --db <dir>/server.db <args>` with `stdin` as input.
+pub fn admin(dir: &Path, args: &[&str], stdin: &str) -> Result<String, String> {
+    let mut child = command(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run spec-kitty-server");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = writeln!(input, "{stdin}");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    // reqwest is built without a default crypto provider (no aws-lc): use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// Logs in and returns the token response.
+pub async fn login(server: &TestServer, username: &str) -> Value {
+    let res = client()
+        .post(format!("{}/api/v1/token/", server.url))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login request");
+    assert_eq!(res.status(), 200, "login of {username}");
+    res.json().await.expect("token json")
+}
+
+pub async fn access(server: &TestServer, username: &str) -> String {
+    login(server, username).await["access"]
+        .as_str()
+        .expect("access")
+        .to_owned()
+}
+
+fn origin(team_slug: &str) -> Origin {
+    Origin {
+        node_id: NODE.into(),
+        project_uuid: PROJECT.into(),
+        project_slug: Some("demo".into()),
+        team_slug: team_slug.into(),
+        ..Origin::default()
+    }
+}
+
+/// A valid WPStatusChanged envelope of feature 001-demo.
+pub fn status_event(team_slug: &str, wp: &str, from: Lane, to: Lane, lamport: u64) -> Value {
+    let payload = Payload::WPStatusChanged {
+        wp_id: wp.into(),
+        previous_status: from,
+        new_status: to,
+        changed_by: "claude".into(),
+        feature_slug: Some("001-demo".into()),
+    };
+    let mut event = Event::new(&payload, &origin(team_slug), None, None);
+    event.lamport_clock = lamport;
+    serde_json::to_value(event).expect("event json")
+}
+
+/// A valid WPCreated envelope of feature 001-demo.
+pub fn created_event(team_slug: &str, wp: &str, lamport: u64) -> Value {
+    let payload = Payload::WPCreated {
+        wp_id: wp.into(),
+        title: format!("Work package {wp}"),
+        feature_slug: "001-demo".into(),
+        dependencies: vec![],
+    };
+    let mut event = Event::new(&payload, &origin(team_slug), None, None);
+    event.lamport_clock = lamport;
+    serde_json::to_value(event).expect("event json")
+}
+
+/// `n` distinct valid events (cheap: one template, new ids).
+pub fn many_events(team_slug: &str, n: usize) -> Vec<Value> {
+    let template = status_event(team_slug, "WP01", Lane::Planned, Lane::Doing, 1);
+    (0..n)
+        .map(|i| {
+            let mut e = template.clone();
+            let id = spec_kitty::event::new_ulid();
+            e["event_id"] = json!(id);
+            e["correlation_id"] = json!(id);
+            e["lamport_clock"] = json!(i as u64 + 1);
+            e
+        })
+        .collect()
+}
+
+/// `n` distinct valid events as (event_id, JSON text), made by text substitution in one
+/// template: cheap enough to make hundreds of thousands in a debug build.
+pub fn many_event_texts(team_slug: &str, n: usize) -> Vec<(String, String)> {
+    let template = status_event(team_slug, "WP01", Lane::Planned, Lane::Doing, 1);
+    let template_id = template["event_id"].as_str().expect("id").to_owned();
+    let text = template.to_string();
+    (0..n)
+        .map(|i| {
+            let id = spec_kitty::event::new_ulid();
+            let event = text.replace(&template_id, &id).replace(
+                "\"lamport_clock\":1,",
+                &format!("\"lamport_clock\":{},", i + 1),
+            );
+            (id, event)
+        })
+        .collect()
+}
+
+/// A gzip batch body of event texts.
+pub fn batch_body(events: &[(String, String)]) -> Vec<u8> {
+    let texts: Vec<&str> = events.iter().map(|(_, t)| t.as_str()).collect();
+    gzip(format!("{{\"events\":[{}]}}", texts.join(",")).as_bytes())
+}
+
+/// Posts a prepared gzip body; returns the status and the statuses of the results.
+pub async fn upload_body(
+    client: &reqwest::Client,
+    url: &str,
+    access: &str,
+    body: Vec<u8>,
+) -> (u16, Vec<String>) {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        results: Vec<Outcome>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Outcome {
+        status: String,
+    }
+    let res = client
+        .post(format!("{url}/api/v1/events/batch/"))
+        .bearer_auth(access)
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(body)
+        .send()
+        .await
+        .expect("batch request");
+    let status = res.status().as_u16();
+    let answer: Option<Answer> = res.json().await.ok();
+    let statuses = answer
+        .map(|a| a.results.into_iter().map(|o| o.status).collect())
+        .unwrap_or_default();
+    (status, statuses)
+}
+
+/// The ids of every event of the token's team, page by page, parsing only the ids.
+pub async fn pull_ids(client: &reqwest::Client, server: &TestServer, access: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        events: Vec<Id>,
+        next: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Id {
+        event_id: String,
+    }
+    let mut all = Vec::new();
+    let mut after = String::new();
+    for _ in 0..100_000 {
+        let url = format!("{}/api/v1/events/?limit=1000&after={after}", server.url);
+        let res = client
+            .get(url)
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("pull");
+        assert_eq!(res.status(), 200);
+        let page: Page = res.json().await.expect("pull json");
+        all.extend(page.events.into_iter().map(|e| e.event_id));
+        match page.next {
+            Some(next) => after = next,
+            None => return all,
+        }
+    }
+    panic!("pull did not end");
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).expect("in-memory");
+    enc.finish().expect("in-memory")
+}
+
+/// Uploads a gzip batch; returns the status and the JSON body.
+pub async fn upload(
+    client: &reqwest::Client,
+    server: &TestServer,
+    access: &str,
+    events: &[Value],
+) -> (u16, Value) {
+    upload_to(client, &server.url, access, events).await
+}
+
+/// Uploads a gzip batch to the server at `url`.
+pub async fn upload_to(
+    client: &reqwest::Client,
+    url: &str,
+    access: &str,
+    events: &[Value],
+) -> (u16, Value) {
+    let body = gzip(&serde_json::to_vec(&json!({ "events": events })).expect("json"));
+    let res = client
+        .post(format!("{url}/api/v1/events/batch/"))
+        .bearer_auth(access)
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(body)
+        .send()
+        .await
+        .expect("batch request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn upload_raw(
+    client: &reqwest::Client,
+    server: &TestServer,
+    access: &str,
+    body: Vec<u8>,
+    gzip: bool,
+) -> (u16, Value) {
+    let mut req = client
+        .post(format!("{}/api/v1/events/batch/", server.url))
+        .bearer_auth(access)
+        .header("Content-Type", "application/json")
+        .body(body);
+    if gzip {
+        req = req.header("Content-Encoding", "gzip");
+    }
+    let res = req.send().await.expect("batch request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The statuses of a batch response, in order.
+pub fn statuses(body: &Value) -> Vec<String> {
+    body["results"]
+        .as_array()
+        .expect("results array")
+        .iter()
+        .map(|r| r["status"].as_str().expect("status").to_owned())
+        .collect()
+}
+
+/// Pulls every event of the token's team, page by page.
+pub async fn pull_all(
+    client: &reqwest::Client,
+    server: &TestServer,
+    access: &str,
+    limit: usize,
+) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..100_000 {
+        let mut url = format!("{}/api/v1/events/?limit={limit}", server.url);
+        if let Some(a) = &after {
+            url.push_str(&format!("&after={a}"));
+        }
+        let res = client
+            .get(url)
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("pull");
+        assert_eq!(res.status(), 200);
+        let page: Value = res.json().await.expect("pull json");
+        all.extend(page["events"].as_array().expect("events").iter().cloned());
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return all,
+        }
+    }
+    panic!("pull did not end");
+}
