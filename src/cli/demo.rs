@@ -6,12 +6,9 @@ use std::process::{Command, ExitCode};
 use clap::Args;
 use miette::{IntoDiagnostic, WrapErr};
 
-use super::report_emit;
-use crate::event::{Lane, Payload, new_ulid};
-use crate::workflow::Emitter;
-
-/// Creates a temporary git repository, emits a feature's first events into it, and shows
-/// them twice: with `spec-kitty events log` and with plain `git log`.
+/// Creates a temporary git repository with a two-WP feature, installs the git hooks, runs WP01
+/// through the lanes (finalize-tasks, implement, a commit in its worktree, merge, accept), and
+/// shows the result with `spec-kitty status`, `spec-kitty events log` and plain `git log`.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  spec-kitty demo\n  spec-kitty demo --keep   # keep the repository and print its path"
@@ -22,74 +19,111 @@ pub struct DemoArgs {
     keep: bool,
 }
 
+const FEATURE: &str = "001-checkout-flow";
+
+const META: &str = r#"{
+  "feature_number": "001",
+  "slug": "001-checkout-flow",
+  "friendly_name": "Checkout flow",
+  "target_branch": "main",
+  "vcs": "git"
+}
+"#;
+
+const TASKS: &str = "# Work Packages: Checkout flow
+
+## Work Package WP01: Cart model
+
+**Dependencies**: none
+
+- [ ] T001 Cart totals
+- [ ] T002 Discounts
+
+## Work Package WP02: Payment form
+
+**Dependencies**: WP01
+
+- [ ] T003 Card form
+";
+
+fn wp_file(id: &str, title: &str, deps: &str, subtasks: &[&str]) -> String {
+    let subtasks: String = subtasks.iter().map(|t| format!("- {t}\n")).collect();
+    format!(
+        "---\nwork_package_id: {id}\ntitle: {title}\nlane: \"planned\"\ndependencies: [{deps}]\nsubtasks:\n{subtasks}---\n\n# {id} – {title}\n"
+    )
+}
+
 pub fn run(args: DemoArgs) -> miette::Result<ExitCode> {
     let tmp = tempfile::Builder::new()
         .prefix("spec-kitty-demo-")
         .tempdir()
         .into_diagnostic()?;
     let repo = tmp.path().join("checkout-app");
-    std::fs::create_dir_all(&repo).into_diagnostic()?;
+    let specs = repo.join("kitty-specs").join(FEATURE);
+    std::fs::create_dir_all(specs.join("tasks")).into_diagnostic()?;
     step(&format!("a throwaway repository at {}", repo.display()));
     git(&repo, &["init", "-q", "-b", "main"])?;
     // Local to the throwaway repository; the user's own git config is never touched.
     git(&repo, &["config", "user.name", "Demo User"])?;
     git(&repo, &["config", "user.email", "demo@example.com"])?;
-    std::fs::write(repo.join("README.md"), "# checkout-app\n").into_diagnostic()?;
-    git(&repo, &["add", "README.md"])?;
-    git(&repo, &["commit", "-q", "-m", "Initial commit"])?;
-
-    step("emitting the events of a small feature");
-    let emitter = Emitter::open(&repo);
-    let feature = "001-checkout-flow";
-    let action = new_ulid();
-    let wp = |id: &str| id.to_owned();
-    let mut payloads = vec![Payload::FeatureCreated {
-        feature_slug: feature.into(),
-        feature_number: "001".into(),
-        target_branch: "main".into(),
-        wp_count: 2,
-        created_at: Some(crate::event::now_rfc3339()),
-    }];
-    for (id, title, deps) in [
-        ("WP01", "Cart model", vec![]),
-        ("WP02", "Payment form", vec![wp("WP01")]),
-    ] {
-        payloads.push(Payload::WPCreated {
-            wp_id: id.into(),
-            title: title.into(),
-            feature_slug: feature.into(),
-            dependencies: deps,
-        });
-    }
-    for outcome in payloads.iter().map(|p| emitter.emit(p, Some(&action))) {
-        report_emit(&outcome);
-    }
-    let status = |from, to| Payload::WPStatusChanged {
-        wp_id: "WP01".into(),
-        previous_status: from,
-        new_status: to,
-        changed_by: "demo-agent".into(),
-        feature_slug: Some(feature.into()),
-    };
-    report_emit(&emitter.emit(&status(Lane::Planned, Lane::Doing), None));
-    report_emit(&emitter.emit(
-        &Payload::HistoryAdded {
-            wp_id: "WP01".into(),
-            entry_type: crate::event::HistoryEntryType::Note,
-            entry_content: "Cart totals implemented".into(),
-            author: "demo-agent".into(),
-            feature_slug: Some(feature.into()),
-        },
-        None,
-    ));
-    report_emit(&emitter.emit(&status(Lane::Doing, Lane::ForReview), None));
+    let write = |path: &Path, text: &str| std::fs::write(path, text).into_diagnostic();
+    write(&repo.join("README.md"), "# checkout-app\n")?;
+    write(&specs.join("meta.json"), META)?;
+    write(&specs.join("tasks.md"), TASKS)?;
+    write(
+        &specs.join("tasks/WP01-cart-model.md"),
+        &wp_file("WP01", "Cart model", "", &["T001", "T002"]),
+    )?;
+    write(
+        &specs.join("tasks/WP02-payment-form.md"),
+        &wp_file("WP02", "Payment form", "WP01", &["T003"]),
+    )?;
+    git(&repo, &["add", "."])?;
+    git(&repo, &["commit", "-q", "-m", "Specify the checkout flow"])?;
 
     let exe = std::env::current_exe().into_diagnostic()?;
-    let repo_arg = repo.to_string_lossy().into_owned();
+    let sk = |dir: &Path, args: &[&str]| {
+        let mut c = Command::new(&exe);
+        c.current_dir(dir).args(args);
+        c
+    };
     show(
-        "spec-kitty events log",
-        Command::new(&exe).args(["-C", &repo_arg, "events", "log"]),
+        "spec-kitty init --hooks",
+        &mut sk(&repo, &["init", "--hooks"]),
     )?;
+    git(&repo, &["add", ".kittify"])?;
+    git(&repo, &["commit", "-q", "-m", "Add the project identity"])?;
+    show(
+        "spec-kitty agent feature finalize-tasks",
+        &mut sk(&repo, &["agent", "feature", "finalize-tasks"]),
+    )?;
+    show(
+        "spec-kitty implement WP01 --agent demo-agent",
+        &mut sk(&repo, &["implement", "WP01", "--agent", "demo-agent"]),
+    )?;
+    let worktree = repo.join(".worktrees").join(format!("{FEATURE}-WP01"));
+    write(&worktree.join("cart.txt"), "total = sum(items)\n")?;
+    git(&worktree, &["add", "cart.txt"])?;
+    show(
+        "git commit -m 'Cart totals'   # in the WP01 worktree; the post-commit hook records it",
+        Command::new("git")
+            .current_dir(&worktree)
+            .args(["commit", "-q", "-m", "Cart totals"]),
+    )?;
+    show(
+        "spec-kitty agent tasks mark-status T001 --status done",
+        &mut sk(
+            &worktree,
+            &["agent", "tasks", "mark-status", "T001", "--status", "done"],
+        ),
+    )?;
+    show("spec-kitty merge WP01", &mut sk(&repo, &["merge", "WP01"]))?;
+    show(
+        "spec-kitty accept WP01",
+        &mut sk(&repo, &["accept", "WP01"]),
+    )?;
+    show("spec-kitty status", &mut sk(&repo, &["status"]))?;
+    show("spec-kitty events log", &mut sk(&repo, &["events", "log"]))?;
     show(
         "git log --glob=refs/spec-kitty/events --format='%h %s'",
         Command::new("git").current_dir(&repo).args([
@@ -99,12 +133,12 @@ pub fn run(args: DemoArgs) -> miette::Result<ExitCode> {
         ]),
     )?;
     show(
-        "spec-kitty events pending --count   # not yet acknowledged by a team server",
-        Command::new(&exe).args(["-C", &repo_arg, "events", "pending", "--count"]),
+        "spec-kitty events pending --count   # waiting for a team server",
+        &mut sk(&repo, &["events", "pending", "--count"]),
     )?;
     show(
         "spec-kitty events verify",
-        Command::new(&exe).args(["-C", &repo_arg, "events", "verify"]),
+        &mut sk(&repo, &["events", "verify"]),
     )?;
 
     if args.keep {
