@@ -76,6 +76,25 @@ async fn refresh_rotates_both_tokens_and_reuse_revokes_the_session() {
     let other = login(&server, "alice").await;
     assert_eq!(refresh(&server, &other["refresh"]).await.0, 200);
     assert_eq!(refresh(&server, &json!("garbage")).await.0, 401);
+
+    // The log names requests, never their secrets.
+    let log = std::fs::read_to_string(server.dir.join("server.log")).expect("server log");
+    assert!(
+        log.contains("/api/v1/token/refresh/"),
+        "requests are logged"
+    );
+    for secret in [
+        &first["access"],
+        &first["refresh"],
+        &second["refresh"],
+        &other["access"],
+    ] {
+        assert!(
+            !log.contains(secret.as_str().expect("token")),
+            "a token leaked into the log"
+        );
+    }
+    assert!(!log.contains(PASSWORD));
 }
 
 #[tokio::test]
