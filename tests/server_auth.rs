@@ -222,6 +222,11 @@ async fn admin_commands_validate_and_list_teams() {
         )
         .is_err()
     );
+    // No terminal to prompt on and no --password-stdin: a clear error, not a hang.
+    let err = server
+        .admin(&["user", "add", "dave", "--team", "acme"])
+        .expect_err("refused");
+    assert!(err.contains("--password-stdin"), "{err}");
     let teams: Value =
         serde_json::from_str(&server.admin(&["team", "list", "--json"]).expect("list"))
             .expect("json");
