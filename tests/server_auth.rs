@@ -143,6 +143,12 @@ async fn a_disabled_user_can_neither_log_in_nor_refresh() {
     server
         .admin(&["user", "disable", "alice"])
         .expect("disable");
+    let access = tokens["access"].as_str().expect("access");
+    assert_eq!(
+        upload(&client(), &server, access, &[]).await.0,
+        401,
+        "at once"
+    );
     let (status, _) = post(
         &server,
         "/api/v1/token/",
