@@ -189,6 +189,16 @@ async fn repeated_failures_are_rate_limited_with_retry_after() {
     assert!((1..=301).contains(&retry));
     let body: Value = res.json().await.expect("json");
     assert!(body["error"].is_string());
+
+    // The same client address guessing another account is slowed down too.
+    server.add_user("bob", "acme");
+    let (status, _) = post(
+        &server,
+        "/api/v1/token/",
+        json!({"username":"bob","password":PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, 429);
 }
 
 #[tokio::test]
