@@ -226,10 +226,9 @@ pub async fn login(
     ConnectInfo(ClientAddr(addr)): ConnectInfo<ClientAddr>,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    let keys = [
-        format!("user:{}", req.username),
-        format!("addr:{}", addr.ip()),
-    ];
+    // Usernames are at most 150 characters; a longer one must not make a huge limiter key.
+    let name: String = req.username.chars().take(160).collect();
+    let keys = [format!("user:{name}"), format!("addr:{}", addr.ip())];
     state.limiter.check(&keys)?;
     let st = state.clone();
     let user = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
