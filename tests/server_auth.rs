@@ -76,6 +76,25 @@ async fn refresh_rotates_both_tokens_and_reuse_revokes_the_session() {
     let other = login(&server, "alice").await;
     assert_eq!(refresh(&server, &other["refresh"]).await.0, 200);
     assert_eq!(refresh(&server, &json!("garbage")).await.0, 401);
+
+    // The log names requests, never their secrets.
+    let log = std::fs::read_to_string(server.dir.join("server.log")).expect("server log");
+    assert!(
+        log.contains("/api/v1/token/refresh/"),
+        "requests are logged"
+    );
+    for secret in [
+        &first["access"],
+        &first["refresh"],
+        &second["refresh"],
+        &other["access"],
+    ] {
+        assert!(
+            !log.contains(secret.as_str().expect("token")),
+            "a token leaked into the log"
+        );
+    }
+    assert!(!log.contains(PASSWORD));
 }
 
 #[tokio::test]
@@ -124,6 +143,12 @@ async fn a_disabled_user_can_neither_log_in_nor_refresh() {
     server
         .admin(&["user", "disable", "alice"])
         .expect("disable");
+    let access = tokens["access"].as_str().expect("access");
+    assert_eq!(
+        upload(&client(), &server, access, &[]).await.0,
+        401,
+        "at once"
+    );
     let (status, _) = post(
         &server,
         "/api/v1/token/",
@@ -164,6 +189,16 @@ async fn repeated_failures_are_rate_limited_with_retry_after() {
     assert!((1..=301).contains(&retry));
     let body: Value = res.json().await.expect("json");
     assert!(body["error"].is_string());
+
+    // The same client address guessing another account is slowed down too.
+    server.add_user("bob", "acme");
+    let (status, _) = post(
+        &server,
+        "/api/v1/token/",
+        json!({"username":"bob","password":PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, 429);
 }
 
 #[tokio::test]
@@ -203,6 +238,11 @@ async fn admin_commands_validate_and_list_teams() {
         )
         .is_err()
     );
+    // No terminal to prompt on and no --password-stdin: a clear error, not a hang.
+    let err = server
+        .admin(&["user", "add", "dave", "--team", "acme"])
+        .expect_err("refused");
+    assert!(err.contains("--password-stdin"), "{err}");
     let teams: Value =
         serde_json::from_str(&server.admin(&["team", "list", "--json"]).expect("list"))
             .expect("json");

@@ -229,13 +229,21 @@ async fn pull_pages_return_every_event_exactly_once_in_upload_order() {
 async fn a_restart_loses_nothing_that_was_acknowledged() {
     let server = TestServer::start(&[]);
     server.add_user("alice", "acme");
-    let token = access(&server, "alice").await;
+    let tokens = login(&server, "alice").await;
+    let token = tokens["access"].as_str().expect("access").to_owned();
     let c = client();
     let events = many_events("acme", 700);
     assert_eq!(upload(&c, &server, &token, &events).await.0, 200);
 
     let server = server.restart();
-    let token = access(&server, "alice").await;
+    // Sessions and the signing secret survive too: the old access token still works.
+    let res = c
+        .post(format!("{}/api/v1/token/refresh/", server.url))
+        .json(&json!({"refresh": tokens["refresh"]}))
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(res.status(), 200);
     assert_eq!(
         ids(&pull_all(&c, &server, &token, 1000).await),
         ids(&events)

@@ -245,3 +245,17 @@ async fn pings_are_answered_or_the_connection_is_closed() {
     }
     assert!(closed, "the server closed the silent connection");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_open_websockets_and_the_server_exits() {
+    let mut server = TestServer::start(&[]);
+    server.add_user("alice", "acme");
+    let alice = access(&server, "alice").await;
+    let (mut ws, _) = connect(&server, &alice).await;
+    let exited = tokio::task::block_in_place(|| server.terminate());
+    assert!(exited, "an open WebSocket does not hold up the shutdown");
+    assert!(
+        next_json(&mut ws).await.is_none(),
+        "the connection was closed"
+    );
+}

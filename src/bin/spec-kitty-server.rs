@@ -176,7 +176,9 @@ fn serve(db: PathBuf, args: ServeArgs) -> miette::Result<()> {
     runtime.block_on(async move {
         let server = Server::bind(config).await.map_err(render_server)?;
         // Tests and scripts wait for these two lines.
-        println!("database {}", server.db_path().display());
+        let db = server.db_path();
+        let db = std::path::absolute(db).unwrap_or_else(|_| db.to_owned());
+        println!("database {}", db.display());
         println!("listening on {}", server.url());
         if server.url().starts_with("http:") && !server.local_addr().ip().is_loopback() {
             tracing::warn!(

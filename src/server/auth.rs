@@ -1,9 +1,9 @@
 //! Accounts and tokens: password login, JWT access tokens, rotating refresh tokens, single-use
 //! WebSocket tokens, and the login rate limiter.
 //!
-//! * Access tokens are HS256 JWTs carrying the username and team; they are checked without a
-//!   database read, which is why they are short-lived (a disabled user's access token works
-//!   until it expires, at most `access_lifetime` seconds).
+//! * Access tokens are HS256 JWTs carrying the username and team. Besides the signature and
+//!   expiry, each use checks that the account is still enabled (one indexed read), so that
+//!   disabling a user takes effect at once.
 //! * Refresh tokens are opaque random strings, stored hashed. Each login is a session (a token
 //!   family); every refresh rotates the token, and presenting an already-rotated token revokes
 //!   the whole family, because only a thief or a replaying attacker would hold one.
@@ -180,6 +180,12 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
         if data.claims.typ != "access" {
             return Err(ApiError::Unauthorized("not an access token".into()));
         }
+        // One indexed read per request makes `user disable` take effect at once instead of
+        // when the access token expires.
+        let (st, name) = (state.clone(), data.claims.sub.clone());
+        if !tokio::task::spawn_blocking(move || st.store.user_active(&name)).await?? {
+            return Err(ApiError::Unauthorized("the account is disabled".into()));
+        }
         Ok(AuthUser {
             username: data.claims.sub,
             team_slug: data.claims.team,
@@ -220,10 +226,9 @@ pub async fn login(
     ConnectInfo(ClientAddr(addr)): ConnectInfo<ClientAddr>,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    let keys = [
-        format!("user:{}", req.username),
-        format!("addr:{}", addr.ip()),
-    ];
+    // Usernames are at most 150 characters; a longer one must not make a huge limiter key.
+    let name: String = req.username.chars().take(160).collect();
+    let keys = [format!("user:{name}"), format!("addr:{}", addr.ip())];
     state.limiter.check(&keys)?;
     let st = state.clone();
     let user = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {

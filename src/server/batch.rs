@@ -55,6 +55,12 @@ pub async fn upload(
         return Err(too_large_body(max_body));
     }
     let bytes = read_body(body, max_body).await?;
+    // Taken after the body is read, so that slow uploads do not hold a slot.
+    let _slot = state
+        .batch_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Internal("batch slots closed".into()))?;
     let span = Span::current();
     let st = state.clone();
     let results = tokio::task::spawn_blocking(move || {

@@ -112,6 +112,9 @@ pub struct AppState {
     pub keys: Keys,
     pub limiter: LoginLimiter,
     pub hub: Hub,
+    /// Batches being decompressed, validated and stored at once. Bounds memory (each may
+    /// inflate to `max_decompressed_bytes`) and keeps the blocking pool from thrashing.
+    pub batch_slots: tokio::sync::Semaphore,
     /// Becomes `true` when the server shuts down, so that WebSocket connections close and do
     /// not hold up the graceful shutdown.
     pub shutdown: watch::Receiver<bool>,
@@ -173,6 +176,7 @@ impl Server {
             keys,
             limiter,
             hub: Hub::default(),
+            batch_slots: tokio::sync::Semaphore::new(batch_slots()),
             shutdown,
         });
         Ok(Server {
@@ -236,6 +240,11 @@ impl Server {
             }
         }
     }
+}
+
+/// Two concurrent batches per core: one decoding while the other waits for the writer.
+fn batch_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
 /// The API routes (PROTOCOL.md). The dashboard will be nested here later.

@@ -29,6 +29,9 @@ pub type ConnId = u64;
 /// Messages queued per connection before it is considered too slow and dropped.
 const CONNECTION_QUEUE: usize = 4096;
 
+/// The largest message a client may send.
+const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
 /// Unanswered pings after which a connection is closed (PROTOCOL.md: "two pings").
 const MAX_UNANSWERED_PINGS: u32 = 2;
 
@@ -111,7 +114,10 @@ pub async fn upgrade(
         .await?
         .ok_or_else(|| ApiError::Unauthorized("invalid, used or expired ws token".into()))?;
     let span = Span::current();
-    Ok(ws.on_upgrade(move |socket| connection(state, user, socket).instrument(span)))
+    // A client sends one envelope per message: a megabyte is far more than any event needs.
+    Ok(ws
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| connection(state, user, socket).instrument(span)))
 }
 
 async fn connection(state: Arc<AppState>, user: AuthUser, socket: WebSocket) {

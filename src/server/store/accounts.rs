@@ -97,6 +97,15 @@ impl Store {
         })
     }
 
+    /// Whether the user exists and is not disabled.
+    pub fn user_active(&self, username: &str) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT disabled FROM users WHERE username = ?1")?;
+            let disabled: Option<bool> = stmt.query_row([username], |r| r.get(0)).optional()?;
+            Ok(disabled == Some(false))
+        })
+    }
+
     /// Disables a user and revokes all its sessions. Returns false for an unknown user.
     pub fn disable_user(&self, username: &str) -> Result<bool, StoreError> {
         self.write(|conn| {
