@@ -85,10 +85,8 @@ impl EventLog {
             .unwrap_or_else(|_| repo.common_dir().to_path_buf());
         let (host, user) = event::host_and_user();
         let node_id = event::node_id(&host, &user, &common_dir.to_string_lossy());
-        let author = match repo.committer() {
-            Some(Ok(sig)) if !sig.name.is_empty() => (sig.name.to_owned(), sig.email.to_owned()),
-            _ => (FALLBACK_NAME.into(), FALLBACK_EMAIL.into()),
-        };
+        let author =
+            git_identity(&repo).unwrap_or_else(|| (FALLBACK_NAME.into(), FALLBACK_EMAIL.into()));
         Ok(EventLog {
             repo,
             node_id,
@@ -100,6 +98,12 @@ impl EventLog {
     /// This clone's node id (the chain it writes).
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// The git user's name (`GIT_COMMITTER_NAME`, else `user.name`), if one is configured.
+    pub fn git_user_name(&self) -> Option<&str> {
+        let name = self.author.0.to_str().ok()?;
+        (self.author != (FALLBACK_NAME.into(), FALLBACK_EMAIL.into())).then_some(name)
     }
 
     /// The common git directory shared by all worktrees (canonical path).
@@ -398,6 +402,24 @@ impl EventLog {
             }
         }
     }
+}
+
+/// The identity git would commit with: `GIT_COMMITTER_NAME`/`GIT_COMMITTER_EMAIL`, else
+/// `user.name`/`user.email`. Read from the environment and the config directly: asking gix for
+/// a full signature also computes the local time zone, which scans the whole time zone
+/// database — more than everything else a hook does.
+fn git_identity(repo: &gix::Repository) -> Option<(BString, BString)> {
+    let config = repo.config_snapshot();
+    let value = |env: &str, key: &str| -> Option<BString> {
+        std::env::var(env)
+            .ok()
+            .map(BString::from)
+            .or_else(|| config.string(key))
+            .filter(|v| !v.trim().is_empty())
+    };
+    let name = value("GIT_COMMITTER_NAME", "user.name")?;
+    let email = value("GIT_COMMITTER_EMAIL", "user.email").unwrap_or_default();
+    Some((name, email))
 }
 
 /// Why a compare-and-swap did not go through.
