@@ -88,16 +88,16 @@ fn post_commit(ws: &Workspace) -> Handled {
     let Some(branch) = ws.branch().map(str::to_owned) else {
         return Ok(Some("detached HEAD"));
     };
-    if parse_wp_branch(&branch).is_none() {
-        return Ok(Some("not a WP branch"));
-    }
     let git_dir = ws.git_dir();
     if git_dir.join("rebase-merge").is_dir() || git_dir.join("rebase-apply").is_dir() {
         return Ok(Some("a rebase is replaying commits"));
     }
-    let Some((feature, wp)) = wp_of_branch(ws, &branch)? else {
-        return Ok(Some("not a WP of this project"));
+    let Some((slug, wp)) = parse_wp_branch(&branch) else {
+        return Ok(Some("not a WP branch"));
     };
+    if !ws.project().has_work_package(slug, wp) {
+        return Ok(Some("not a WP of this project"));
+    }
     let repo = ws.log().repo();
     let git_err = |what: &str, e: &dyn std::fmt::Display| {
         WorkflowError::from(crate::store::StoreError::Git {
@@ -109,7 +109,7 @@ fn post_commit(ws: &Workspace) -> Handled {
         .head_commit()
         .map_err(|e| git_err("reading the new commit", &e))?;
     let short = head.id().to_hex_with_len(12).to_string();
-    if ws.state()?.commit_recorded(&feature.slug, &wp, &short) {
+    if ws.state()?.commit_recorded(slug, wp, &short) {
         return Ok(Some("commit already recorded"));
     }
     let message = head
@@ -124,11 +124,11 @@ fn post_commit(ws: &Workspace) -> Handled {
         .unwrap_or_else(|| ws.actor(None));
     ws.emit(
         &Payload::HistoryAdded {
-            wp_id: wp,
+            wp_id: wp.to_owned(),
             entry_type: HistoryEntryType::Note,
             entry_content: format!("commit {short} {subject}").trim_end().to_owned(),
             author,
-            feature_slug: Some(feature.slug.clone()),
+            feature_slug: Some(slug.to_owned()),
         },
         None,
     );

@@ -129,6 +129,22 @@ impl Project {
         Ok(feature)
     }
 
+    /// Whether feature `slug` has a meta.json and a file for work package `wp`, without
+    /// parsing anything (the cheap check a git hook needs on every commit).
+    pub fn has_work_package(&self, slug: &str, wp: &str) -> bool {
+        let dir = self.specs_dir().join(slug);
+        if !is_feature_slug(slug) || !dir.join("meta.json").is_file() {
+            return false;
+        }
+        std::fs::read_dir(dir.join("tasks")).is_ok_and(|entries| {
+            entries.filter_map(Result::ok).any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with(wp) && name.ends_with(".md")
+            })
+        })
+    }
+
     /// Resolves and loads in one step (see [`Project::resolve_slug`]).
     pub fn feature(
         &self,

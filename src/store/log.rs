@@ -99,6 +99,12 @@ impl EventLog {
         &self.node_id
     }
 
+    /// The git user's name (`GIT_COMMITTER_NAME`, else `user.name`), if one is configured.
+    pub fn git_user_name(&self) -> Option<&str> {
+        let name = self.author.0.to_str().ok()?;
+        (self.author != (FALLBACK_NAME.into(), FALLBACK_EMAIL.into())).then_some(name)
+    }
+
     /// The common git directory shared by all worktrees (canonical path).
     pub fn common_dir(&self) -> &Path {
         &self.common_dir

@@ -9,7 +9,8 @@
 //!
 //! The cache is derived data, never the source of truth: if it is missing, unreadable, from
 //! another version, or describes a chain that was rewritten or removed, the state is rebuilt
-//! from the whole log and the file is replaced. Writing it is best effort (atomic rename).
+//! from the whole log and the file is replaced. Writing it is best effort (atomic rename), and
+//! only done once enough new events have accumulated to be worth a file write.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,6 +22,9 @@ use crate::store::{Chain, EventLog, StoreError, StoredEvent};
 
 /// Bump when [`WorkflowState`] or its derivation changes: older caches are then rebuilt.
 const CACHE_VERSION: u32 = 1;
+
+/// The cache is rewritten once a load had to walk at least this many new events.
+const SAVE_AFTER: usize = 16;
 
 /// The cache file, relative to the common git dir.
 pub const CACHE_RELATIVE: &str = "spec-kitty/workflow-state.json";
@@ -53,8 +57,11 @@ pub fn load(log: &EventLog) -> Result<WorkflowState, StoreError> {
                 for stored in &update.new_events {
                     cache.state.apply(EventView::from(&stored.event));
                 }
-                cache.tips = update.tips;
-                save(&path, &cache);
+                // A few events are cheaper to walk again next time than a file is to write.
+                if update.new_events.len() >= SAVE_AFTER {
+                    cache.tips = update.tips;
+                    save(&path, &cache);
+                }
                 return Ok(cache.state);
             }
             None => {} // a chain was rewritten or removed: rebuild

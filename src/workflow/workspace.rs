@@ -163,10 +163,8 @@ impl Workspace {
         if let Some(a) = explicit.map(str::trim).filter(|a| !a.is_empty()) {
             return a.to_owned();
         }
-        if let Some(Ok(sig)) = self.log().repo().committer()
-            && !sig.name.is_empty()
-        {
-            return sig.name.to_str_lossy().into_owned();
+        if let Some(name) = self.log().git_user_name() {
+            return name.to_owned();
         }
         crate::event::host_and_user().1
     }
