@@ -81,27 +81,7 @@ pub fn sync_workspace(
     };
     let result = match result {
         MergeResult::Conflict { files } => {
-            let help = match method {
-                SyncMethod::Rebase => format!(
-                    "resolve them in {}, `git add` them and `git rebase --continue` \
-                     (or undo with `git rebase --abort`)",
-                    worktree.display()
-                ),
-                SyncMethod::Merge => format!(
-                    "resolve them in {} and commit (or undo with `git merge --abort`)",
-                    worktree.display()
-                ),
-            };
-            return Err(WorkflowError::Conflict {
-                operation: match method {
-                    SyncMethod::Rebase => "rebase",
-                    SyncMethod::Merge => "merge",
-                },
-                branch: upstream,
-                target: branch,
-                files: files.join(", "),
-                help,
-            });
+            return Err(conflict(method, upstream, branch, &worktree, &files));
         }
         MergeResult::AlreadyUpToDate => "already_up_to_date",
         MergeResult::FastForward => "updated",
@@ -115,6 +95,40 @@ pub fn sync_workspace(
         method,
         result,
     })
+}
+
+/// A stopped rebase or merge, with how to continue or undo it.
+fn conflict(
+    method: SyncMethod,
+    upstream: String,
+    branch: String,
+    worktree: &std::path::Path,
+    files: &[String],
+) -> WorkflowError {
+    let (operation, help) = match method {
+        SyncMethod::Rebase => (
+            "rebase",
+            format!(
+                "resolve them in {}, `git add` them and `git rebase --continue` (or undo with \
+                 `git rebase --abort`)",
+                worktree.display()
+            ),
+        ),
+        SyncMethod::Merge => (
+            "merge",
+            format!(
+                "resolve them in {} and commit (or undo with `git merge --abort`)",
+                worktree.display()
+            ),
+        ),
+    };
+    WorkflowError::Conflict {
+        operation,
+        branch: upstream,
+        target: branch,
+        files: files.join(", "),
+        help,
+    }
 }
 
 /// The base WP's branch (remembered by implement) while that WP is planned or doing, else
