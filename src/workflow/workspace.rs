@@ -258,34 +258,24 @@ impl Workspace {
             stack_trace: None,
             agent_id: attempt.agent.map(str::to_owned),
         };
-        self.record_error(
-            &payload,
-            wp.is_none().then_some(slug).flatten(),
-            wp.is_some(),
-        )
+        self.record_error(&payload, slug)
     }
 
-    /// Records an ErrorLogged payload; `feature` is its aggregate when it names no WP.
-    pub fn record_error(
-        &self,
-        payload: &Payload,
-        feature: Option<String>,
-        has_wp: bool,
-    ) -> Option<EmitOutcome> {
-        if !has_wp && feature.is_none() {
-            return None;
-        }
-        let outcome = match self.emitter.try_emit(
-            payload.event_type(),
-            payload.to_map(),
-            None,
-            feature.filter(|_| !has_wp),
-        ) {
-            Ok(a) => EmitOutcome::Recorded(a),
-            Err(e) => EmitOutcome::NotRecorded {
-                warning: format!("ErrorLogged not recorded: {}", e.one_line()),
-            },
-        };
+    /// Records an ErrorLogged payload. Its aggregate is the WP it names, else `feature`; with
+    /// neither there is nothing to attach it to and `None` is returned.
+    pub fn record_error(&self, payload: &Payload, feature: Option<String>) -> Option<EmitOutcome> {
+        let names_wp = matches!(payload, Payload::ErrorLogged { wp_id: Some(_), .. });
+        let aggregate = if names_wp { None } else { Some(feature?) };
+        let outcome =
+            match self
+                .emitter
+                .try_emit(payload.event_type(), payload.to_map(), None, aggregate)
+            {
+                Ok(a) => EmitOutcome::Recorded(a),
+                Err(e) => EmitOutcome::NotRecorded {
+                    warning: format!("ErrorLogged not recorded: {}", e.one_line()),
+                },
+            };
         self.note(payload, &outcome);
         Some(outcome)
     }
