@@ -81,7 +81,7 @@ pub fn sync_workspace(
     };
     let result = match result {
         MergeResult::Conflict { files } => {
-            return Err(conflict(method, upstream, branch, &worktree, &files));
+            return Err(conflict(method, &upstream, &branch, &worktree, &files));
         }
         MergeResult::AlreadyUpToDate => "already_up_to_date",
         MergeResult::FastForward => "updated",
@@ -100,14 +100,14 @@ pub fn sync_workspace(
 /// A stopped rebase or merge, with how to continue or undo it.
 fn conflict(
     method: SyncMethod,
-    upstream: String,
-    branch: String,
+    upstream: &str,
+    branch: &str,
     worktree: &std::path::Path,
     files: &[String],
 ) -> WorkflowError {
-    let (operation, help) = match method {
+    let (what, help) = match method {
         SyncMethod::Rebase => (
-            "rebase",
+            format!("rebase of {branch} onto {upstream}"),
             format!(
                 "resolve them in {}, `git add` them and `git rebase --continue` (or undo with \
                  `git rebase --abort`)",
@@ -115,7 +115,7 @@ fn conflict(
             ),
         ),
         SyncMethod::Merge => (
-            "merge",
+            format!("merge of {upstream} into {branch}"),
             format!(
                 "resolve them in {} and commit (or undo with `git merge --abort`)",
                 worktree.display()
@@ -123,9 +123,7 @@ fn conflict(
         ),
     };
     WorkflowError::Conflict {
-        operation,
-        branch: upstream,
-        target: branch,
+        what,
         files: files.join(", "),
         help,
     }
