@@ -42,18 +42,7 @@ pub fn sync_workspace(
     method: SyncMethod,
 ) -> Result<WorkspaceSynced, WorkflowError> {
     let feature = ws.feature(feature)?;
-    let wp = match wp {
-        Some(wp) => feature.work_package(wp)?,
-        None => match ws.current_wp() {
-            Some((f, wp)) if f == feature.slug => feature.work_package(wp)?,
-            _ => {
-                return Err(WorkflowError::NotAWpWorktree {
-                    branch: ws.branch().unwrap_or("(detached)").to_owned(),
-                    command: "sync workspace",
-                });
-            }
-        },
-    };
+    let wp = ws.named_or_current_wp(&feature, wp, "sync workspace")?;
     let branch = feature.wp_branch(&wp.id);
     let worktree = if ws.branch() == Some(branch.as_str()) {
         ws.worktree_root().to_path_buf()

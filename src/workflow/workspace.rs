@@ -127,6 +127,24 @@ impl Workspace {
         self.branch().and_then(parse_wp_branch)
     }
 
+    /// The work package `wp` names, or, without one, the WP of the worktree the command runs
+    /// in (an error naming `command` when it is not a WP worktree of `feature`).
+    pub fn named_or_current_wp<'f>(
+        &self,
+        feature: &'f Feature,
+        wp: Option<&str>,
+        command: &'static str,
+    ) -> Result<&'f WorkPackage, WorkflowError> {
+        match (wp, self.current_wp()) {
+            (Some(wp), _) => Ok(feature.work_package(wp)?),
+            (None, Some((f, wp))) if f == feature.slug => Ok(feature.work_package(wp)?),
+            (None, _) => Err(WorkflowError::NotAWpWorktree {
+                branch: self.branch().unwrap_or("(detached HEAD)").to_owned(),
+                command,
+            }),
+        }
+    }
+
     /// Resolves and loads the feature a command is about (see [`Project::resolve_slug`]).
     pub fn feature(&self, explicit: Option<&str>) -> Result<Feature, WorkflowError> {
         Ok(self.project.feature(explicit, self.branch())?)
