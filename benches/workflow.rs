@@ -289,11 +289,21 @@ fn bench_commit(env: &Env, root: &Path) {
         String::from_utf8_lossy(&out.stdout).contains("bench commit"),
         "the hook recorded the commits"
     );
+    // Each pair ran back to back, so the median of the pairwise differences is the figure
+    // least disturbed by whatever else the machine is doing.
+    let mut added: Vec<f64> = with
+        .iter()
+        .zip(&without)
+        .map(|(w, wo)| (w.as_secs_f64() - wo.as_secs_f64()) * 1000.0)
+        .collect();
+    added.sort_by(f64::total_cmp);
     let a = stats("git commit on a WP branch, without hooks", without);
     let b = stats("git commit on a WP branch, with spec-kitty hooks", with);
+    let paired = added[added.len() / 2];
     println!(
-        "  added per commit (median): {:.2} ms; target <= 10 ms: {}",
+        "  added per commit: median of pairwise differences {paired:.2} ms (difference of \
+         medians {:.2} ms); target <= 10 ms: {}",
         b - a,
-        if b - a <= 10.0 { "met" } else { "NOT met" }
+        if paired <= 10.0 { "met" } else { "NOT met" }
     );
 }

@@ -317,6 +317,36 @@ fn sync_workspace_rebases_onto_the_base_wp_branch_then_onto_the_target() {
 }
 
 #[test]
+fn sync_workspace_stops_on_conflicts_and_says_how_to_continue() {
+    let p = TestProject::new();
+    p.ok(&["implement", "WP01"]);
+    work(&p, "WP01", "README.md", "WP01's readme\n");
+    p.ok(&["merge", "WP01"]);
+    p.ok(&["accept", "WP01"]);
+    p.ok(&["implement", "WP02"]);
+    // main moves on under WP02, touching the same file.
+    work(&p, "WP02", "README.md", "WP02's readme\n");
+    p.commit_file("README.md", "main's readme\n", "main edits the readme");
+    let before = p.events().len();
+    let err = p.fails_in(&p.worktree("WP02"), &["sync", "workspace"]);
+    assert!(
+        err.contains(&format!(
+            "rebase of {FEATURE}-WP02 onto main stopped on conflicts in: README.md"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("git rebase --continue") && err.contains("git rebase --abort"),
+        "{err}"
+    );
+    let new = p.events_since(before);
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0]["event_type"], "ErrorLogged");
+    assert_eq!(new[0]["payload"]["wp_id"], "WP02");
+    p.git_in(&p.worktree("WP02"), &["rebase", "--abort"]);
+}
+
+#[test]
 fn every_workflow_command_teaches_with_an_example() {
     let p = TestProject::new();
     for cmd in [

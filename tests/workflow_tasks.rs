@@ -376,20 +376,15 @@ fn commands_work_from_inside_a_wp_worktree_and_infer_the_feature_from_its_branch
     assert_eq!(events.as_array().unwrap().len(), 3); // ErrorLogged, WP02, WP01 of 029
 }
 
-fn corrupt(p: &TestProject, rel_file: &std::path::Path, text: &str) {
-    std::fs::write(rel_file, text).unwrap();
-    let _ = p;
-}
-
 #[test]
 fn malformed_frontmatter_is_an_error_naming_the_file_and_nothing_moves() {
     let p = TestProject::new();
     let path = p.wp_file("WP05");
-    corrupt(
-        &p,
+    std::fs::write(
         &path,
         "---\nwork_package_id: WP05\ntitle: [unclosed\n---\nbody\n",
-    );
+    )
+    .unwrap();
     let err = p.fails(&["agent", "tasks", "move-task", "WP01", "--to", "doing"]);
     assert!(err.contains("WP05-orchestrate.md"), "{err}");
     assert!(err.contains("malformed YAML"), "{err}");
@@ -426,7 +421,7 @@ fn an_illegal_lane_in_a_file_or_on_the_command_line_is_an_error() {
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace("lane: \"planned\"", "lane: \"blocked-ish\"");
-    corrupt(&p, &path, &text);
+    std::fs::write(&path, &text).unwrap();
     let err = p.fails(&["status"]);
     assert!(
         err.contains("WP02-implement-merge-accept.md") && err.contains("blocked-ish"),
@@ -442,7 +437,7 @@ fn a_dependency_cycle_is_an_error_naming_the_files() {
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace("dependencies: []", "dependencies: [WP07]");
-    corrupt(&p, &path, &text);
+    std::fs::write(&path, &text).unwrap();
     let err = p.fails(&["agent", "tasks", "move-task", "WP01", "--to", "doing"]);
     assert!(err.contains("dependency cycle"), "{err}");
     assert!(err.contains("WP01-event-factory.md"), "{err}");

@@ -41,6 +41,11 @@ pub fn run(hook: &str, args: &[String], dir: &Path) -> Result<HookOutcome, Workf
         "post-merge" if arg(0) == "1" => {
             return Ok(HookOutcome::Skipped("squash merge: nothing merged yet"));
         }
+        // Most commits are not on a WP branch: tell from the HEAD file alone, before opening
+        // the repository (which would also set up the project identity).
+        "post-commit" if head_branch(dir).is_some_and(|b| parse_wp_branch(&b).is_none()) => {
+            return Ok(HookOutcome::Skipped("not a WP branch"));
+        }
         "post-commit" | "post-merge" | "post-checkout" => {}
         other => {
             return Err(WorkflowError::bad_argument(
@@ -185,6 +190,31 @@ fn post_checkout(ws: &Workspace) -> Handled {
     Ok(None)
 }
 
+/// The branch HEAD names, read straight from the files git keeps in `dir` (a worktree root,
+/// where git runs hooks): `GIT_DIR` or `.git` (a directory, or a `gitdir:` file for a linked
+/// worktree), then its `HEAD`. `Some("")` for a detached HEAD; `None` when unsure.
+fn head_branch(dir: &Path) -> Option<String> {
+    let git_dir = match std::env::var_os("GIT_DIR") {
+        Some(d) => dir.join(d),
+        None => {
+            let dot_git = dir.join(".git");
+            if dot_git.is_dir() {
+                dot_git
+            } else {
+                let text = std::fs::read_to_string(&dot_git).ok()?;
+                dir.join(text.strip_prefix("gitdir:")?.trim())
+            }
+        }
+    };
+    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    let head = head.trim();
+    Some(match head.strip_prefix("ref: refs/heads/") {
+        Some(branch) => branch.to_owned(),
+        None if head.bytes().all(|b| b.is_ascii_hexdigit()) => String::new(),
+        None => return None,
+    })
+}
+
 /// The message of the last entry of a reflog file (reads only its tail).
 fn last_reflog_message(path: &Path) -> Option<String> {
     let mut file = std::fs::File::open(path).ok()?;
@@ -201,6 +231,19 @@ fn last_reflog_message(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_head_branch_of_a_worktree_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = dir.path().join(".git");
+        std::fs::create_dir(&git).unwrap();
+        std::fs::write(git.join("HEAD"), "ref: refs/heads/001-demo-WP02\n").unwrap();
+        if std::env::var_os("GIT_DIR").is_none() {
+            assert_eq!(head_branch(dir.path()).as_deref(), Some("001-demo-WP02"));
+            std::fs::write(git.join("HEAD"), "0123abcd\n").unwrap();
+            assert_eq!(head_branch(dir.path()).as_deref(), Some(""));
+        }
+    }
 
     #[test]
     fn reads_the_last_reflog_message() {

@@ -39,16 +39,7 @@ pub fn validate(feature: &Feature) -> Result<(), ProjectError> {
 /// The work packages in an order where every WP comes after its dependencies (ties by id).
 /// Assumes a validated (acyclic) feature.
 pub fn topological_order(feature: &Feature) -> Vec<String> {
-    let mut remaining: BTreeMap<&str, Vec<&str>> = feature
-        .work_packages
-        .iter()
-        .map(|w| {
-            (
-                w.id.as_str(),
-                w.dependencies.iter().map(String::as_str).collect(),
-            )
-        })
-        .collect();
+    let mut remaining = dependency_map(feature);
     let mut order = Vec::with_capacity(remaining.len());
     while !remaining.is_empty() {
         let ready: Vec<&str> = remaining
@@ -69,15 +60,9 @@ pub fn topological_order(feature: &Feature) -> Vec<String> {
     order
 }
 
-/// A dependency cycle as a path that starts and ends at the same WP, if there is one.
-fn find_cycle(feature: &Feature) -> Option<Vec<String>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Active,
-        Done,
-    }
-    let deps: BTreeMap<&str, Vec<&str>> = feature
+/// WP id → the ids it depends on.
+fn dependency_map(feature: &Feature) -> BTreeMap<&str, Vec<&str>> {
+    feature
         .work_packages
         .iter()
         .map(|w| {
@@ -86,7 +71,18 @@ fn find_cycle(feature: &Feature) -> Option<Vec<String>> {
                 w.dependencies.iter().map(String::as_str).collect(),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// A dependency cycle as a path that starts and ends at the same WP, if there is one.
+fn find_cycle(feature: &Feature) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let deps = dependency_map(feature);
     let mut marks: BTreeMap<&str, Mark> = deps.keys().map(|k| (*k, Mark::New)).collect();
     for start in deps.keys() {
         if marks[start] != Mark::New {

@@ -25,18 +25,7 @@ pub fn accept(
     agent: Option<&str>,
 ) -> Result<Accepted, WorkflowError> {
     let feature = ws.feature(feature)?;
-    let wp = match wp {
-        Some(wp) => feature.work_package(wp)?,
-        None => match ws.current_wp() {
-            Some((f, wp)) if f == feature.slug => feature.work_package(wp)?,
-            _ => {
-                return Err(WorkflowError::bad_argument(
-                    "which work package? name it, e.g. `spec-kitty accept WP01`",
-                    "see the ones waiting for review with `spec-kitty status`",
-                ));
-            }
-        },
-    };
+    let wp = ws.named_or_current_wp(&feature, wp, "accept")?;
     let lane = ws.lane(&feature, wp)?;
     if lane != Lane::ForReview {
         return Err(WorkflowError::WrongLane {

@@ -113,12 +113,11 @@ pub enum WorkflowError {
     )]
     DirtyWorktree { path: PathBuf, files: String },
 
-    #[error("{operation} of {branch} into {target} stopped on conflicts in: {files}")]
+    /// `what` names the operation and the branches, e.g. `merge of X into Y`.
+    #[error("{what} stopped on conflicts in: {files}")]
     #[diagnostic(code(spec_kitty::workflow::conflict), help("{help}"))]
     Conflict {
-        operation: &'static str,
-        branch: String,
-        target: String,
+        what: String,
         files: String,
         help: String,
     },

@@ -144,47 +144,44 @@ impl Git {
     /// Merges `branch` into the checked-out branch: fast-forward when possible, else a merge
     /// commit. Conflicts are reported, not resolved or aborted.
     pub fn merge(&self, branch: &str, message: &str) -> Result<MergeResult, GitError> {
-        let before = self.run(&["rev-parse", "HEAD"])?;
-        let args = ["merge", "--no-edit", "-m", message, branch];
-        let out = self.output(&args)?;
-        if !out.status.success() {
-            let files = self.conflicted_files()?;
-            if files.is_empty() {
-                return Err(self.failed(&args, &out));
+        let moved = self.run_until_conflict(&["merge", "--no-edit", "-m", message, branch])?;
+        Ok(match moved {
+            Err(files) => MergeResult::Conflict { files },
+            Ok(false) => MergeResult::AlreadyUpToDate,
+            Ok(true) => {
+                let parents = self.run(&["rev-list", "--parents", "-n", "1", "HEAD"])?;
+                if parents.split_whitespace().count() > 2 {
+                    MergeResult::MergeCommit
+                } else {
+                    MergeResult::FastForward
+                }
             }
-            return Ok(MergeResult::Conflict { files });
-        }
-        let after = self.run(&["rev-parse", "HEAD"])?;
-        if before == after {
-            return Ok(MergeResult::AlreadyUpToDate);
-        }
-        let parents = self.run(&["rev-list", "--parents", "-n", "1", "HEAD"])?;
-        Ok(if parents.split_whitespace().count() > 2 {
-            MergeResult::MergeCommit
-        } else {
-            MergeResult::FastForward
         })
     }
 
     /// Rebases the checked-out branch onto `upstream`; conflicts are reported and the rebase is
     /// left in progress for the user to continue or abort.
     pub fn rebase(&self, upstream: &str) -> Result<MergeResult, GitError> {
+        Ok(match self.run_until_conflict(&["rebase", upstream])? {
+            Err(files) => MergeResult::Conflict { files },
+            Ok(false) => MergeResult::AlreadyUpToDate,
+            Ok(true) => MergeResult::FastForward,
+        })
+    }
+
+    /// Runs a merge-like command: `Ok(Ok(whether HEAD moved))`, or `Ok(Err(conflicted
+    /// files))` when it stopped on conflicts; any other failure is an error.
+    fn run_until_conflict(&self, args: &[&str]) -> Result<Result<bool, Vec<String>>, GitError> {
         let before = self.run(&["rev-parse", "HEAD"])?;
-        let args = ["rebase", upstream];
-        let out = self.output(&args)?;
+        let out = self.output(args)?;
         if !out.status.success() {
             let files = self.conflicted_files()?;
             if files.is_empty() {
-                return Err(self.failed(&args, &out));
+                return Err(self.failed(args, &out));
             }
-            return Ok(MergeResult::Conflict { files });
+            return Ok(Err(files));
         }
-        let after = self.run(&["rev-parse", "HEAD"])?;
-        Ok(if before == after {
-            MergeResult::AlreadyUpToDate
-        } else {
-            MergeResult::FastForward
-        })
+        Ok(Ok(self.run(&["rev-parse", "HEAD"])? != before))
     }
 
     /// `git merge --abort` (used by orchestrate so that one conflict does not block the main

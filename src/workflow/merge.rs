@@ -132,9 +132,7 @@ pub fn merge_one(
     let merge = match Git::new(&main).merge(&branch, &message)? {
         MergeResult::Conflict { files } => {
             return Err(WorkflowError::Conflict {
-                operation: "merge",
-                branch,
-                target: feature.target_branch.clone(),
+                what: format!("merge of {branch} into {}", feature.target_branch),
                 files: files.join(", "),
                 help: format!(
                     "resolve them in {} and commit (or undo with `git merge --abort`), then \

@@ -347,7 +347,7 @@ fn run_phase(
                     log.display()
                 );
                 let error = runtime_error(message.clone(), Some(&wp.id), Some(agent));
-                let _ = run.with_ws(|ws| ws.record_error(&error, None, true));
+                let _ = run.with_ws(|ws| ws.record_error(&error, None));
                 run.say(&wp.id, message);
                 reasons.push(format!("{agent}: {reason}"));
             }

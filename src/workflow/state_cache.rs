@@ -183,6 +183,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ok = std::process::Command::new("git")
             .args(["init", "-q"])
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .current_dir(dir.path())
             .status()
             .unwrap()

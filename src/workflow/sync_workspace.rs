@@ -42,18 +42,7 @@ pub fn sync_workspace(
     method: SyncMethod,
 ) -> Result<WorkspaceSynced, WorkflowError> {
     let feature = ws.feature(feature)?;
-    let wp = match wp {
-        Some(wp) => feature.work_package(wp)?,
-        None => match ws.current_wp() {
-            Some((f, wp)) if f == feature.slug => feature.work_package(wp)?,
-            _ => {
-                return Err(WorkflowError::NotAWpWorktree {
-                    branch: ws.branch().unwrap_or("(detached)").to_owned(),
-                    command: "sync workspace",
-                });
-            }
-        },
-    };
+    let wp = ws.named_or_current_wp(&feature, wp, "sync workspace")?;
     let branch = feature.wp_branch(&wp.id);
     let worktree = if ws.branch() == Some(branch.as_str()) {
         ws.worktree_root().to_path_buf()
@@ -81,27 +70,7 @@ pub fn sync_workspace(
     };
     let result = match result {
         MergeResult::Conflict { files } => {
-            let help = match method {
-                SyncMethod::Rebase => format!(
-                    "resolve them in {}, `git add` them and `git rebase --continue` \
-                     (or undo with `git rebase --abort`)",
-                    worktree.display()
-                ),
-                SyncMethod::Merge => format!(
-                    "resolve them in {} and commit (or undo with `git merge --abort`)",
-                    worktree.display()
-                ),
-            };
-            return Err(WorkflowError::Conflict {
-                operation: match method {
-                    SyncMethod::Rebase => "rebase",
-                    SyncMethod::Merge => "merge",
-                },
-                branch: upstream,
-                target: branch,
-                files: files.join(", "),
-                help,
-            });
+            return Err(conflict(method, &upstream, &branch, &worktree, &files));
         }
         MergeResult::AlreadyUpToDate => "already_up_to_date",
         MergeResult::FastForward => "updated",
@@ -115,6 +84,38 @@ pub fn sync_workspace(
         method,
         result,
     })
+}
+
+/// A stopped rebase or merge, with how to continue or undo it.
+fn conflict(
+    method: SyncMethod,
+    upstream: &str,
+    branch: &str,
+    worktree: &std::path::Path,
+    files: &[String],
+) -> WorkflowError {
+    let (what, help) = match method {
+        SyncMethod::Rebase => (
+            format!("rebase of {branch} onto {upstream}"),
+            format!(
+                "resolve them in {}, `git add` them and `git rebase --continue` (or undo with \
+                 `git rebase --abort`)",
+                worktree.display()
+            ),
+        ),
+        SyncMethod::Merge => (
+            format!("merge of {upstream} into {branch}"),
+            format!(
+                "resolve them in {} and commit (or undo with `git merge --abort`)",
+                worktree.display()
+            ),
+        ),
+    };
+    WorkflowError::Conflict {
+        what,
+        files: files.join(", "),
+        help,
+    }
 }
 
 /// The base WP's branch (remembered by implement) while that WP is planned or doing, else

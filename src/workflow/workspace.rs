@@ -127,6 +127,24 @@ impl Workspace {
         self.branch().and_then(parse_wp_branch)
     }
 
+    /// The work package `wp` names, or, without one, the WP of the worktree the command runs
+    /// in (an error naming `command` when it is not a WP worktree of `feature`).
+    pub fn named_or_current_wp<'f>(
+        &self,
+        feature: &'f Feature,
+        wp: Option<&str>,
+        command: &'static str,
+    ) -> Result<&'f WorkPackage, WorkflowError> {
+        match (wp, self.current_wp()) {
+            (Some(wp), _) => Ok(feature.work_package(wp)?),
+            (None, Some((f, wp))) if f == feature.slug => Ok(feature.work_package(wp)?),
+            (None, _) => Err(WorkflowError::NotAWpWorktree {
+                branch: self.branch().unwrap_or("(detached HEAD)").to_owned(),
+                command,
+            }),
+        }
+    }
+
     /// Resolves and loads the feature a command is about (see [`Project::resolve_slug`]).
     pub fn feature(&self, explicit: Option<&str>) -> Result<Feature, WorkflowError> {
         Ok(self.project.feature(explicit, self.branch())?)
@@ -258,34 +276,24 @@ impl Workspace {
             stack_trace: None,
             agent_id: attempt.agent.map(str::to_owned),
         };
-        self.record_error(
-            &payload,
-            wp.is_none().then_some(slug).flatten(),
-            wp.is_some(),
-        )
+        self.record_error(&payload, slug)
     }
 
-    /// Records an ErrorLogged payload; `feature` is its aggregate when it names no WP.
-    pub fn record_error(
-        &self,
-        payload: &Payload,
-        feature: Option<String>,
-        has_wp: bool,
-    ) -> Option<EmitOutcome> {
-        if !has_wp && feature.is_none() {
-            return None;
-        }
-        let outcome = match self.emitter.try_emit(
-            payload.event_type(),
-            payload.to_map(),
-            None,
-            feature.filter(|_| !has_wp),
-        ) {
-            Ok(a) => EmitOutcome::Recorded(a),
-            Err(e) => EmitOutcome::NotRecorded {
-                warning: format!("ErrorLogged not recorded: {}", e.one_line()),
-            },
-        };
+    /// Records an ErrorLogged payload. Its aggregate is the WP it names, else `feature`; with
+    /// neither there is nothing to attach it to and `None` is returned.
+    pub fn record_error(&self, payload: &Payload, feature: Option<String>) -> Option<EmitOutcome> {
+        let names_wp = matches!(payload, Payload::ErrorLogged { wp_id: Some(_), .. });
+        let aggregate = if names_wp { None } else { Some(feature?) };
+        let outcome =
+            match self
+                .emitter
+                .try_emit(payload.event_type(), payload.to_map(), None, aggregate)
+            {
+                Ok(a) => EmitOutcome::Recorded(a),
+                Err(e) => EmitOutcome::NotRecorded {
+                    warning: format!("ErrorLogged not recorded: {}", e.one_line()),
+                },
+            };
         self.note(payload, &outcome);
         Some(outcome)
     }
