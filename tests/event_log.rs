@@ -363,8 +363,8 @@ fn lanes_are_derived_from_the_log_in_lamport_order() {
         &status_payload("WP02", "planned", "doing"),
     ]);
     let log = spec_kitty::store::EventLog::discover(&repo.root).unwrap();
-    let lanes = log.lanes().unwrap();
-    let lane = |wp: &str| lanes.get(&(None, wp.to_owned())).map(|s| s.lane);
+    let state = spec_kitty::workflow::state_cache::derive(&log).unwrap();
+    let lane = |wp: &str| state.lane("", wp).map(|m| m.lane);
     assert_eq!(lane("WP01"), Some(spec_kitty::event::Lane::ForReview));
     assert_eq!(lane("WP02"), Some(spec_kitty::event::Lane::Doing));
 }

@@ -19,7 +19,7 @@ mod verify;
 pub use error::StoreError;
 pub use log::{Appended, Chain, EventLog, StoredEvent};
 pub use message::{RejectedEvent, SyncRecord};
-pub use read::{EventFilter, LaneState, WorkPackageKey};
+pub use read::EventFilter;
 pub use sync_state::{ChainPending, SyncState};
 pub use verify::{Problem, VerifyReport};
 

@@ -1,13 +1,13 @@
-//! Readers: walking chains, merging them in protocol order, looking events up, and deriving
-//! the current lane of every work package.
+//! Readers: walking chains, merging them in protocol order, and looking events up. The
+//! workflow state (lanes) is derived from these in `workflow::state`.
 
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 
 use gix::ObjectId;
 
 use super::log::{Chain, EventLog, StoredEvent};
 use super::{Result, StoreError};
-use crate::event::{Event, EventType, Lane};
+use crate::event::Event;
 
 /// Walks one chain from its tip back to its first event (newest first).
 pub struct ChainWalk<'a> {
@@ -51,19 +51,6 @@ impl EventFilter {
                 .as_deref()
                 .is_none_or(|f| e.feature_slug() == Some(f))
     }
-}
-
-/// A work package as the board knows it: (feature slug if the events name one, WP id).
-pub type WorkPackageKey = (Option<String>, String);
-
-/// The derived lane of one work package.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct LaneState {
-    pub lane: Lane,
-    /// The event that put it there.
-    pub event_id: String,
-    pub lamport_clock: u64,
-    pub changed_by: Option<String>,
 }
 
 /// Max-heap entry for merging chains newest-first by `(lamport_clock, node_id)`.
@@ -178,50 +165,5 @@ impl EventLog {
             }
         }
         found.ok_or_else(|| StoreError::NotFound(event_id.to_owned()))
-    }
-
-    /// The current lane of every work package that has status events, derived from the log:
-    /// the lane of its last `WPStatusChanged` in `(lamport_clock, node_id)` order. Accepts the
-    /// 7-lane form pulled from other clients (mapped onto the 4 lanes).
-    pub fn lanes(&self) -> Result<BTreeMap<WorkPackageKey, LaneState>> {
-        let mut lanes: BTreeMap<WorkPackageKey, (u64, String, LaneState)> = BTreeMap::new();
-        for chain in self.chains()? {
-            for s in self.walk(&chain) {
-                let e = s?.event;
-                if e.known_type() != Some(EventType::WPStatusChanged) {
-                    continue;
-                }
-                let Some(lane) = e
-                    .payload_str("new_status")
-                    .or_else(|| e.payload_str("to_lane"))
-                    .and_then(Lane::from_any)
-                else {
-                    continue;
-                };
-                let Some(wp) = e.wp_id() else { continue };
-                let key = (
-                    e.payload_str("feature_slug").map(str::to_owned),
-                    wp.to_owned(),
-                );
-                let order = (e.lamport_clock, e.node_id.clone());
-                let newer = lanes
-                    .get(&key)
-                    .is_none_or(|(c, n, _)| (c, n) < (&order.0, &order.1));
-                if newer {
-                    let changed_by = e
-                        .payload_str("changed_by")
-                        .or_else(|| e.payload_str("actor"))
-                        .map(str::to_owned);
-                    let state = LaneState {
-                        lane,
-                        event_id: e.event_id.clone(),
-                        lamport_clock: e.lamport_clock,
-                        changed_by,
-                    };
-                    lanes.insert(key, (order.0, order.1, state));
-                }
-            }
-        }
-        Ok(lanes.into_iter().map(|(k, (_, _, s))| (k, s)).collect())
     }
 }
