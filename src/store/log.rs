@@ -283,14 +283,16 @@ impl EventLog {
             let chains = self.chains()?;
             let mut own_tip: Option<TipInfo> = None;
             let mut max_clock = 0;
+            let mut pending = 0;
+            // One read of each tip serves the clock, this node's parent and the pending count.
             for chain in &chains {
                 let info = self.tip_info(&chain.ref_name, chain.tip)?;
                 max_clock = max_clock.max(info.lamport);
+                pending += sync_state::pending_after(self, &chain.node_id, info.seq)?.pending();
                 if chain.node_id == self.node_id {
                     own_tip = Some(info);
                 }
             }
-            let pending = sync_state::pending_total(self, &chains)?;
             if pending >= queue_limit {
                 return Err(StoreError::QueueFull {
                     pending,

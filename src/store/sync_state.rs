@@ -182,19 +182,24 @@ impl EventLog {
 
 fn chain_pending(log: &EventLog, chain: &Chain) -> Result<ChainPending> {
     let tip = log.tip_info(&chain.ref_name, chain.tip)?;
-    let (mark_seq, rejected) = match log.sync_state(&chain.node_id)? {
+    pending_after(log, &chain.node_id, tip.seq)
+}
+
+/// Pending summary of `node`'s chain whose tip has sequence number `tip_seq`.
+pub(crate) fn pending_after(log: &EventLog, node: &str, tip_seq: u64) -> Result<ChainPending> {
+    let (mark_seq, rejected) = match log.sync_state(node)? {
         Some(s) => (s.record.mark_seq, s.record.rejected.len() as u64),
         None => (0, 0),
     };
     Ok(ChainPending {
-        node_id: chain.node_id.clone(),
-        total: tip.seq,
-        unsent: tip.seq.saturating_sub(mark_seq),
+        node_id: node.to_owned(),
+        total: tip_seq,
+        unsent: tip_seq.saturating_sub(mark_seq),
         rejected,
     })
 }
 
-pub(crate) fn pending_total(log: &EventLog, chains: &[Chain]) -> Result<u64> {
+fn pending_total(log: &EventLog, chains: &[Chain]) -> Result<u64> {
     let mut total = 0;
     for chain in chains {
         total += chain_pending(log, chain)?.pending();
