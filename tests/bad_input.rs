@@ -2,19 +2,7 @@
 
 mod common;
 
-use common::{TestRepo, status_payload, stderr, stdout};
-
-fn emit_one(repo: &TestRepo) -> String {
-    repo.sk_ok(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP01", "planned", "doing"),
-    ])
-    .trim()
-    .to_owned()
-}
+use common::{TestRepo, stderr, stdout};
 
 fn chain_ref(repo: &TestRepo) -> String {
     repo.git(&[
@@ -29,7 +17,7 @@ fn chain_ref(repo: &TestRepo) -> String {
 #[test]
 fn events_ref_pointing_at_a_blob_is_named_and_left_alone() {
     let repo = TestRepo::new();
-    emit_one(&repo);
+    repo.emit_status_ok("WP01", "planned", "doing");
     let name = chain_ref(&repo);
     let blob = repo
         .git(&["hash-object", "-w", "README.md"])
@@ -47,13 +35,7 @@ fn events_ref_pointing_at_a_blob_is_named_and_left_alone() {
         );
         assert!(err.contains("git update-ref"), "names the fix: {err}");
     }
-    let out = repo.sk(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP02", "planned", "doing"),
-    ]);
+    let out = repo.emit_status("WP02", "planned", "doing");
     assert!(!out.status.success());
     assert_eq!(
         repo.git(&["rev-parse", &name]).trim(),
@@ -69,7 +51,7 @@ fn events_ref_pointing_at_a_blob_is_named_and_left_alone() {
 #[test]
 fn a_commit_whose_message_is_not_json_is_reported_with_its_id() {
     let repo = TestRepo::new();
-    emit_one(&repo);
+    repo.emit_status_ok("WP01", "planned", "doing");
     let name = chain_ref(&repo);
     let tip = repo.git(&["rev-parse", &name]).trim().to_owned();
     let empty_tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -101,13 +83,7 @@ fn a_commit_whose_message_is_not_json_is_reported_with_its_id() {
     );
 
     // Appending on top of a broken tip is refused; nothing is overwritten.
-    let out = repo.sk(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP02", "planned", "doing"),
-    ]);
+    let out = repo.emit_status("WP02", "planned", "doing");
     assert!(!out.status.success());
     assert_eq!(repo.git(&["rev-parse", &name]).trim(), bad);
 }
@@ -119,13 +95,7 @@ fn malformed_project_config_names_file_and_line_and_is_kept() {
     std::fs::create_dir_all(&dir).unwrap();
     let bad = "agents:\n  claude: run\nproject:\n  uuid: [oops\n  slug: x\n";
     std::fs::write(dir.join("config.yaml"), bad).unwrap();
-    let out = repo.sk(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP01", "planned", "doing"),
-    ]);
+    let out = repo.emit_status("WP01", "planned", "doing");
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -146,7 +116,7 @@ fn existing_config_keys_are_preserved_when_identity_is_added() {
     std::fs::create_dir_all(&dir).unwrap();
     let original = "# managed by another tool\nagents:\n  claude:\n    command: run-claude\nvcs:\n  type: git\n";
     std::fs::write(dir.join("config.yaml"), original).unwrap();
-    emit_one(&repo);
+    repo.emit_status_ok("WP01", "planned", "doing");
     let now = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
     assert!(now.starts_with(original), "{now}");
     assert!(now.contains("project:\n  uuid: "), "{now}");
@@ -213,13 +183,7 @@ fn invalid_payload_reports_every_problem_and_records_nothing() {
 fn invalid_client_config_is_named() {
     let repo = TestRepo::new();
     repo.write_config("[sync]\nqueue_limit = -4\n");
-    let out = repo.sk(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP01", "planned", "doing"),
-    ]);
+    let out = repo.emit_status("WP01", "planned", "doing");
     // The event still records (defaults), with a warning naming the file.
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
@@ -232,22 +196,16 @@ fn invalid_client_config_is_named() {
 #[test]
 fn a_stale_ref_lock_is_named_with_its_fix() {
     let repo = TestRepo::new();
-    emit_one(&repo);
+    repo.emit_status_ok("WP01", "planned", "doing");
     let name = chain_ref(&repo);
     let tip = repo.git(&["rev-parse", &name]);
     let lock = repo.root.join(".git").join(format!("{name}.lock"));
     std::fs::write(&lock, "").unwrap();
-    let out = repo.sk(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP02", "planned", "doing"),
-    ]);
+    let out = repo.emit_status("WP02", "planned", "doing");
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains(".lock") && err.contains("rm "), "{err}");
     assert_eq!(repo.git(&["rev-parse", &name]), tip);
     std::fs::remove_file(&lock).unwrap();
-    emit_one(&repo);
+    repo.emit_status_ok("WP01", "planned", "doing");
 }

@@ -5,19 +5,13 @@ mod common;
 use std::collections::HashSet;
 use std::process::Command;
 
-use common::{BIN, TestRepo, status_payload, stderr, stdout};
+use common::{BIN, TestRepo, stderr, stdout};
 
 #[test]
 fn emitted_event_is_a_readable_commit_on_the_node_chain() {
     let repo = TestRepo::new();
-    let id = repo.sk_ok(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP01", "planned", "doing"),
-    ]);
-    let id = id.trim();
+    let id = repo.emit_status_ok("WP01", "planned", "doing");
+    let id = id.as_str();
     assert_eq!(id.len(), 26);
 
     let refs = repo.git(&[
@@ -60,24 +54,9 @@ fn main_checkout_and_linked_worktree_share_one_chain() {
     let wt = repo.add_worktree("wt-one");
     let sub = wt.join("deep/sub");
     std::fs::create_dir_all(&sub).unwrap();
-    let out = repo.sk(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP01", "planned", "doing"),
-    ]);
+    let out = repo.emit_status("WP01", "planned", "doing");
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = repo.sk_in(
-        &sub,
-        &[
-            "events",
-            "emit",
-            "WPStatusChanged",
-            "--payload",
-            &status_payload("WP02", "planned", "doing"),
-        ],
-    );
+    let out = repo.emit_status_in(&sub, "WP02", "planned", "doing");
     assert!(out.status.success(), "{}", stderr(&out));
 
     let refs = repo.git(&[
@@ -186,20 +165,8 @@ fn four_processes_append_concurrently_without_losing_anything() {
 #[test]
 fn filters_and_limits_of_events_log() {
     let repo = TestRepo::new();
-    repo.sk_ok(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP01", "planned", "doing"),
-    ]);
-    repo.sk_ok(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP02", "planned", "doing"),
-    ]);
+    repo.emit_status_ok("WP01", "planned", "doing");
+    repo.emit_status_ok("WP02", "planned", "doing");
     repo.sk_ok(&["events", "emit", "HistoryAdded", "--payload", r#"{"wp_id":"WP01","entry_type":"note","entry_content":"hi","author":"t","feature_slug":"001-demo"}"#]);
     let wp1 = repo.sk_ok(&["events", "log", "--wp", "WP01"]);
     assert_eq!(wp1.lines().count(), 2, "{wp1}");
@@ -219,22 +186,10 @@ fn pending_cap_refuses_new_events_and_touches_nothing() {
     let repo = TestRepo::new();
     repo.write_config("[sync]\nqueue_limit = 3\n");
     for wp in ["WP01", "WP02", "WP03"] {
-        repo.sk_ok(&[
-            "events",
-            "emit",
-            "WPStatusChanged",
-            "--payload",
-            &status_payload(wp, "planned", "doing"),
-        ]);
+        repo.emit_status_ok(wp, "planned", "doing");
     }
     let tip = repo.git(&["rev-parse", "--glob=refs/spec-kitty/events"]);
-    let out = repo.sk(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP04", "planned", "doing"),
-    ]);
+    let out = repo.emit_status("WP04", "planned", "doing");
     assert!(!out.status.success(), "events emit must fail at the cap");
     let err = stderr(&out);
     assert!(
@@ -279,17 +234,7 @@ fn pending_range_follows_the_sync_state_ref() {
     let repo = TestRepo::new();
     let mut ids = Vec::new();
     for wp in ["WP01", "WP02", "WP03", "WP04", "WP05"] {
-        ids.push(
-            repo.sk_ok(&[
-                "events",
-                "emit",
-                "WPStatusChanged",
-                "--payload",
-                &status_payload(wp, "planned", "doing"),
-            ])
-            .trim()
-            .to_owned(),
-        );
+        ids.push(repo.emit_status_ok(wp, "planned", "doing"));
     }
     assert_eq!(repo.sk_ok(&["events", "pending", "--count"]).trim(), "5");
 
@@ -341,27 +286,9 @@ fn pending_range_follows_the_sync_state_ref() {
 #[test]
 fn lanes_are_derived_from_the_log_in_lamport_order() {
     let repo = TestRepo::new();
-    repo.sk_ok(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP01", "planned", "doing"),
-    ]);
-    repo.sk_ok(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP01", "doing", "for_review"),
-    ]);
-    repo.sk_ok(&[
-        "events",
-        "emit",
-        "WPStatusChanged",
-        "--payload",
-        &status_payload("WP02", "planned", "doing"),
-    ]);
+    repo.emit_status_ok("WP01", "planned", "doing");
+    repo.emit_status_ok("WP01", "doing", "for_review");
+    repo.emit_status_ok("WP02", "planned", "doing");
     let log = spec_kitty::store::EventLog::discover(&repo.root).unwrap();
     let state = spec_kitty::workflow::state_cache::derive(&log).unwrap();
     let lane = |wp: &str| state.lane("", wp).map(|m| m.lane);

@@ -121,8 +121,31 @@ pub fn stdout(out: &Output) -> String {
 }
 
 /// A valid `WPStatusChanged` payload for `events emit`.
-pub fn status_payload(wp: &str, from: &str, to: &str) -> String {
+fn status_payload(wp: &str, from: &str, to: &str) -> String {
     format!(
         r#"{{"wp_id":"{wp}","previous_status":"{from}","new_status":"{to}","changed_by":"tester"}}"#
     )
+}
+
+impl TestRepo {
+    /// `spec-kitty events emit WPStatusChanged` for `wp` moving `from` → `to`, run in `dir`.
+    pub fn emit_status_in(&self, dir: &Path, wp: &str, from: &str, to: &str) -> Output {
+        let payload = status_payload(wp, from, to);
+        self.sk_in(
+            dir,
+            &["events", "emit", "WPStatusChanged", "--payload", &payload],
+        )
+    }
+
+    /// The same in the repository root.
+    pub fn emit_status(&self, wp: &str, from: &str, to: &str) -> Output {
+        self.emit_status_in(&self.root, wp, from, to)
+    }
+
+    /// The same, asserting success; returns the new event id.
+    pub fn emit_status_ok(&self, wp: &str, from: &str, to: &str) -> String {
+        let out = self.emit_status(wp, from, to);
+        assert!(out.status.success(), "events emit failed: {}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    }
 }
