@@ -26,12 +26,7 @@ fn bodies(n: usize) -> Vec<Vec<u8>> {
 
 async fn post(c: &reqwest::Client, url: &str, token: &str, body: Vec<u8>) -> Duration {
     let start = Instant::now();
-    let res = c
-        .post(format!("{url}/api/v1/events/batch/"))
-        .bearer_auth(token)
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip")
-        .body(body)
+    let res = batch_request(c, url, token, body, true)
         .send()
         .await
         .expect("batch request");

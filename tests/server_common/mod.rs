@@ -285,6 +285,26 @@ pub fn batch_body(events: &[(String, String)]) -> Vec<u8> {
     gzip(format!("{{\"events\":[{}]}}", texts.join(",")).as_bytes())
 }
 
+/// The batch upload request: bearer auth, JSON, and `Content-Encoding: gzip` when `gzip`.
+pub fn batch_request(
+    client: &reqwest::Client,
+    url: &str,
+    access: &str,
+    body: Vec<u8>,
+    gzip: bool,
+) -> reqwest::RequestBuilder {
+    let req = client
+        .post(format!("{url}/api/v1/events/batch/"))
+        .bearer_auth(access)
+        .header("Content-Type", "application/json")
+        .body(body);
+    if gzip {
+        req.header("Content-Encoding", "gzip")
+    } else {
+        req
+    }
+}
+
 /// Posts a prepared gzip body; returns the status and the statuses of the results.
 pub async fn upload_body(
     client: &reqwest::Client,
@@ -300,12 +320,7 @@ pub async fn upload_body(
     struct Outcome {
         status: String,
     }
-    let res = client
-        .post(format!("{url}/api/v1/events/batch/"))
-        .bearer_auth(access)
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip")
-        .body(body)
+    let res = batch_request(client, url, access, body, true)
         .send()
         .await
         .expect("batch request");
@@ -373,12 +388,7 @@ pub async fn upload_to(
     events: &[Value],
 ) -> (u16, Value) {
     let body = gzip(&serde_json::to_vec(&json!({ "events": events })).expect("json"));
-    let res = client
-        .post(format!("{url}/api/v1/events/batch/"))
-        .bearer_auth(access)
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip")
-        .body(body)
+    let res = batch_request(client, url, access, body, true)
         .send()
         .await
         .expect("batch request");
@@ -393,15 +403,10 @@ pub async fn upload_raw(
     body: Vec<u8>,
     gzip: bool,
 ) -> (u16, Value) {
-    let mut req = client
-        .post(format!("{}/api/v1/events/batch/", server.url))
-        .bearer_auth(access)
-        .header("Content-Type", "application/json")
-        .body(body);
-    if gzip {
-        req = req.header("Content-Encoding", "gzip");
-    }
-    let res = req.send().await.expect("batch request");
+    let res = batch_request(client, &server.url, access, body, gzip)
+        .send()
+        .await
+        .expect("batch request");
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
