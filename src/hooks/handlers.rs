@@ -17,7 +17,8 @@ use gix::bstr::ByteSlice;
 use super::HooksError;
 use crate::event::{HistoryEntryType, Lane, Payload};
 use crate::project::{Feature, ProjectError, parse_wp_branch};
-use crate::workflow::{Emitted, WorkflowError, Workspace, transition};
+use crate::store::EventLog;
+use crate::workflow::{Emitted, Location, WorkflowError, Workspace, transition};
 
 /// What a hook did.
 #[derive(Debug)]
@@ -53,6 +54,13 @@ pub fn run(hook: &str, args: &[String], dir: &Path) -> Result<HookOutcome, Workf
                 "reinstall the stubs with `spec-kitty hooks install`",
             ));
         }
+    }
+    // A stub in a hooks directory shared by every repository (`hooks install --shared`) runs
+    // everywhere: outside a spec-kitty project it does nothing (and creates no identity).
+    match EventLog::discover(dir) {
+        Ok(log) if Location::of(&log, dir).has_project() => {}
+        Ok(_) => return Ok(HookOutcome::Skipped("no spec-kitty project here")),
+        Err(_) => return Ok(HookOutcome::Skipped("not inside a repository")),
     }
     let ws = Workspace::open(dir)?;
     let outcome = match hook {

@@ -9,41 +9,13 @@
 
 use std::path::{Path, PathBuf};
 
-use gix::bstr::ByteSlice;
 use serde::Serialize;
 
+pub use super::location::{ConfigScope, HooksLocation, HooksPathOrigin, Manager, locate};
 use super::{
     BIN_PLACEHOLDER, CHAINED_SUFFIX, HOOK_NAMES, HooksError, STUB_MARKER, disabled_by_env,
     stub_template,
 };
-
-/// A hook manager found in the repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "name", rename_all = "snake_case")]
-pub enum Manager {
-    /// core.hooksPath points into `.husky`: husky regenerates that directory, so the line
-    /// that calls spec-kitty belongs in the user scripts `.husky/<hook>`.
-    Husky { scripts_dir: PathBuf },
-    /// A lefthook config: its hook scripts are chained; `lefthook install` would replace the
-    /// stubs, so the config should call spec-kitty too.
-    Lefthook { config: PathBuf },
-    /// A pre-commit config: its hook scripts are chained (a later `pre-commit install` keeps
-    /// our stub as `<hook>.legacy` and still runs it).
-    PreCommit { config: PathBuf },
-}
-
-/// Where git looks for hooks in this repository.
-#[derive(Debug, Clone, Serialize)]
-pub struct HooksLocation {
-    pub worktree_root: PathBuf,
-    /// `<common git dir>/hooks`, git's default.
-    pub default_dir: PathBuf,
-    /// The raw `core.hooksPath`, if set.
-    pub hooks_path: Option<String>,
-    /// The directory git runs hooks from.
-    pub dir: PathBuf,
-    pub manager: Option<Manager>,
-}
 
 /// The state of one hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,75 +51,6 @@ pub struct HooksReport {
     pub hooks: Vec<HookReport>,
     /// What the user should do by hand, if anything (exact lines to add).
     pub advice: Vec<String>,
-}
-
-/// Finds the hooks directory of the repository containing `dir`.
-pub fn locate(dir: &Path) -> Result<HooksLocation, HooksError> {
-    let repo = gix::discover(dir).map_err(|_| HooksError::NotARepository {
-        path: dir.to_path_buf(),
-    })?;
-    let worktree_root = repo
-        .workdir()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| repo.git_dir().to_path_buf());
-    let default_dir = repo.common_dir().join("hooks");
-    let hooks_path = repo
-        .config_snapshot()
-        .string("core.hooksPath")
-        .map(|v| v.to_str_lossy().trim().to_owned())
-        .filter(|v| !v.is_empty());
-    let dir = match &hooks_path {
-        None => default_dir.clone(),
-        Some(p) => resolve_hooks_path(p, &worktree_root),
-    };
-    let manager = detect_manager(&worktree_root, hooks_path.as_deref());
-    Ok(HooksLocation {
-        worktree_root,
-        default_dir,
-        hooks_path,
-        dir,
-        manager,
-    })
-}
-
-fn resolve_hooks_path(value: &str, worktree_root: &Path) -> PathBuf {
-    if let Some(rest) = value.strip_prefix("~/")
-        && let Some(home) = std::env::var_os("HOME")
-    {
-        return PathBuf::from(home).join(rest);
-    }
-    let path = PathBuf::from(value);
-    if path.is_absolute() {
-        path
-    } else {
-        worktree_root.join(path)
-    }
-}
-
-fn detect_manager(root: &Path, hooks_path: Option<&str>) -> Option<Manager> {
-    if hooks_path.is_some_and(|p| p.split(['/', '\\']).any(|c| c == ".husky")) {
-        return Some(Manager::Husky {
-            scripts_dir: root.join(".husky"),
-        });
-    }
-    for name in [
-        "lefthook.yml",
-        ".lefthook.yml",
-        "lefthook.yaml",
-        ".lefthook.yaml",
-        "lefthook.toml",
-        "lefthook.json",
-    ] {
-        if root.join(name).is_file() {
-            return Some(Manager::Lefthook {
-                config: root.join(name),
-            });
-        }
-    }
-    let pre_commit = root.join(".pre-commit-config.yaml");
-    pre_commit
-        .is_file()
-        .then_some(Manager::PreCommit { config: pre_commit })
 }
 
 /// `'path'` with any `'` escaped, for the stub.
@@ -196,9 +99,35 @@ pub fn hook_command(binary: &str, hook: &str) -> String {
     format!("{} hooks run {hook} \"$@\"", shell_quote(binary))
 }
 
+/// Whether `install` may write into a hooks directory shared by every repository (one that
+/// `core.hooksPath` in the global or system git config names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SharedDir {
+    /// Refuse, explaining the two remedies.
+    #[default]
+    Refuse,
+    /// Install there knowingly (`hooks install --shared`): the stubs then run in every
+    /// repository and do nothing where there is no spec-kitty project.
+    Allow,
+}
+
 /// Installs the stubs for the repository containing `dir`, calling `binary`.
-pub fn install(dir: &Path, binary: &Path) -> Result<HooksReport, HooksError> {
+pub fn install(dir: &Path, binary: &Path, shared: SharedDir) -> Result<HooksReport, HooksError> {
     let loc = locate(dir)?;
+    if let Some(origin) = &loc.hooks_path_origin
+        && origin.scope.is_shared()
+        && shared == SharedDir::Refuse
+    {
+        return Err(HooksError::SharedHooksDir {
+            dir: loc.dir.clone(),
+            scope: origin.scope.as_str(),
+            file: origin
+                .file
+                .as_ref()
+                .map_or_else(|| "unknown file".to_owned(), |f| f.display().to_string()),
+            local_dir: shell_quote(&loc.default_dir.to_string_lossy()),
+        });
+    }
     let binary = binary.to_string_lossy().into_owned();
     if let Some(Manager::Husky { .. }) = &loc.manager {
         // husky rewrites its directory; the stubs would vanish (and break its dispatch).

@@ -8,6 +8,7 @@
 
 pub mod handlers;
 pub mod install;
+pub mod location;
 
 use std::path::PathBuf;
 
@@ -83,6 +84,29 @@ pub enum HooksError {
         )
     )]
     ChainOccupied { hook: PathBuf, chained: PathBuf },
+
+    #[error(
+        "core.hooksPath comes from your {scope} git config ({file}): {} is shared by every \
+         repository, so spec-kitty will not install its hooks there unasked",
+        dir.display()
+    )]
+    #[diagnostic(
+        code(spec_kitty::hooks::shared_hooks_dir),
+        help(
+            "either give this repository its own hooks directory — `git config --local \
+             core.hooksPath {local_dir}` (copy in any shared hook it should keep running) — then \
+             run `spec-kitty hooks install`; or install into the shared directory knowingly with \
+             `spec-kitty hooks install --shared` (the stubs then run in every repository and do \
+             nothing where there is no spec-kitty project, at the cost of one process start)"
+        )
+    )]
+    SharedHooksDir {
+        dir: PathBuf,
+        scope: &'static str,
+        file: String,
+        /// The repository's default hooks dir, shell-quoted.
+        local_dir: String,
+    },
 
     #[error("`{0}` is not a hook spec-kitty handles (post-commit, post-merge, post-checkout)")]
     #[diagnostic(

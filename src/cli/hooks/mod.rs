@@ -33,9 +33,17 @@ pub fn run(dir: &Path, cmd: HooksCommand) -> miette::Result<ExitCode> {
 /// The report as people read it.
 pub fn render(report: &HooksReport) {
     let loc = &report.location;
-    let source = match &loc.hooks_path {
-        Some(p) => format!("core.hooksPath = {p}"),
-        None => "git's default".to_owned(),
+    let source = match (&loc.hooks_path, &loc.hooks_path_origin) {
+        (Some(p), Some(o)) => {
+            let file = o.file.as_ref().map(|f| format!(", {}", f.display()));
+            format!(
+                "core.hooksPath = {p}, from the {} config{}",
+                o.scope.as_str(),
+                file.unwrap_or_default()
+            )
+        }
+        (Some(p), None) => format!("core.hooksPath = {p}"),
+        (None, _) => "git's default".to_owned(),
     };
     println!("hooks directory: {} ({source})", loc.dir.display());
     match &loc.manager {
