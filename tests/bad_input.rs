@@ -102,6 +102,13 @@ fn malformed_project_config_names_file_and_line_and_is_kept() {
         err.contains(".kittify/config.yaml:"),
         "names the file and line: {err}"
     );
+    // The help is the config file's, not a generic git one.
+    let err = common::unwrap_lines(&err);
+    assert!(
+        err.contains("fix the YAML at that line") && err.contains("spec-kitty init"),
+        "{err}"
+    );
+    assert!(!err.contains("git fsck"), "{err}");
     assert_eq!(
         std::fs::read_to_string(dir.join("config.yaml")).unwrap(),
         bad

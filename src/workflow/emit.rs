@@ -30,6 +30,14 @@ pub enum EmitError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
+    /// A problem found when the emitter was opened, reported again by each emit with its
+    /// message and help unchanged (the underlying git and io errors are not `Clone`).
+    #[error("{message}")]
+    Setup {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
 }
 
 impl EmitError {
@@ -165,17 +173,17 @@ impl Emitter {
     }
 }
 
-/// Setup errors are reported by every emit; they are rebuilt from their rendering because the
-/// underlying git and io errors are not `Clone`.
+/// Setup errors are reported by every emit: a copy keeping the original message and help (a
+/// malformed `.kittify/config.yaml` must still say to fix that file, not to run `git fsck`).
 fn clone_setup_error(e: &EmitError) -> EmitError {
     match e {
         EmitError::Store(StoreError::NotARepository { path }) => {
             EmitError::Store(StoreError::NotARepository { path: path.clone() })
         }
-        other => EmitError::Store(StoreError::Git {
-            action: "preparing to emit".into(),
-            message: other.one_line(),
-        }),
+        other => EmitError::Setup {
+            message: other.to_string(),
+            help: other.help().map(|h| h.to_string()),
+        },
     }
 }
 
