@@ -77,7 +77,7 @@ fn shared_stubs_record_in_a_project_and_do_nothing_elsewhere() {
     let (dir, _) = global_hooks_path(&p);
     let report = p.json(&["hooks", "install", "--shared", "--json"]);
     assert_eq!(hook_states(&report), vec!["installed"; 3]);
-    assert!(dir.join("post-commit.spec-kitty-chained").is_file());
+    assert!(dir.join(".spec-kitty-chained/post-commit").is_file());
 
     // In the project: events as usual.
     let wt = p.git_worktree_add("WP01");

@@ -26,7 +26,10 @@ pub enum Manager {
 /// Where git looks for hooks in this repository.
 #[derive(Debug, Clone, Serialize)]
 pub struct HooksLocation {
+    /// The worktree the command runs in.
     pub worktree_root: PathBuf,
+    /// The common git dir shared by every worktree.
+    pub common_dir: PathBuf,
     /// `<common git dir>/hooks`, git's default.
     pub default_dir: PathBuf,
     /// The raw `core.hooksPath`, if set.
@@ -110,12 +113,49 @@ pub fn locate(dir: &Path) -> Result<HooksLocation, HooksError> {
     let manager = detect_manager(&worktree_root, hooks_path.as_deref());
     Ok(HooksLocation {
         worktree_root,
+        common_dir: repo.common_dir().to_path_buf(),
         default_dir,
         hooks_path,
         hooks_path_origin,
         dir,
         manager,
     })
+}
+
+impl HooksLocation {
+    /// The directory git runs hooks from in the worktree `root`: a relative `core.hooksPath`
+    /// is resolved in each worktree on its own.
+    pub fn dir_in(&self, root: &Path) -> PathBuf {
+        match &self.hooks_path {
+            None => self.default_dir.clone(),
+            Some(p) => resolve_hooks_path(p, root),
+        }
+    }
+
+    /// Every worktree of the repository whose directory exists: the main checkout first (when
+    /// there is one), then the linked worktrees.
+    pub fn worktrees(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if self.common_dir.file_name().is_some_and(|n| n == ".git")
+            && let Some(main) = self.common_dir.parent()
+        {
+            out.push(main.to_path_buf());
+        }
+        let mut linked: Vec<PathBuf> = std::fs::read_dir(self.common_dir.join("worktrees"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("gitdir")).ok())
+            .filter_map(|t| Path::new(t.trim()).parent().map(Path::to_path_buf))
+            .filter(|p| p.is_dir())
+            .collect();
+        linked.sort();
+        out.extend(linked);
+        if out.is_empty() {
+            out.push(self.worktree_root.clone());
+        }
+        out
+    }
 }
 
 /// The effective `core.hooksPath` (the last one git reads, as git resolves it) and where it was

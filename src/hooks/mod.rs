@@ -6,9 +6,11 @@
 //! absolute path — GUI git clients run hooks without the user's PATH. Handlers never fail git:
 //! they return an outcome, and the CLI prints at most one warning line.
 
+mod files;
 pub mod handlers;
 pub mod install;
 pub mod location;
+pub mod status;
 
 use std::path::PathBuf;
 
@@ -23,7 +25,13 @@ pub const STUB_MARKER: &str = "spec-kitty hook stub";
 /// The placeholder the installer replaces with the absolute path of the binary (quoted).
 pub const BIN_PLACEHOLDER: &str = "@SPEC_KITTY_BIN@";
 
-/// The suffix of a hook that was in place before spec-kitty and that its stub runs first.
+/// The directory, inside the hooks directory, holding the hooks that were in place before
+/// spec-kitty (each under its own name); the stub of `<hook>` runs `.spec-kitty-chained/<hook>`
+/// first.
+pub const CHAINED_DIR: &str = ".spec-kitty-chained";
+
+/// The suffix under which older installs kept a chained hook (`<hook>.spec-kitty-chained`);
+/// install moves such a hook into [`CHAINED_DIR`].
 pub const CHAINED_SUFFIX: &str = ".spec-kitty-chained";
 
 /// The environment variable that turns every spec-kitty hook off (`SPEC_KITTY_HOOKS=0`).

@@ -75,10 +75,7 @@ impl Holder {
 }
 
 fn host_name() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default()
+    gethostname::gethostname().to_string_lossy().into_owned()
 }
 
 /// Whether process `pid` exists, when this platform can tell.

@@ -12,10 +12,13 @@ use crate::hooks::{HooksError, install};
 /// Install the post-commit, post-merge and post-checkout hooks.
 ///
 /// The stubs go where git looks for hooks (core.hooksPath is respected) and call this binary
-/// by its absolute path. A hook already there keeps working: it is renamed to
-/// `<hook>.spec-kitty-chained` and runs first, with the same arguments and stdin. With husky,
-/// nothing is written to husky's directory; the exact line to add to each `.husky/<hook>` is
-/// printed instead. Run it again after moving the binary. See docs/hooks.md.
+/// by its absolute path. A hook already there keeps working: it is moved to
+/// `.spec-kitty-chained/<hook>` in the hooks directory and runs first, under its own name, with
+/// the same arguments and stdin. What hook managers left of an earlier install (our stub
+/// renamed to `<hook>.old` by lefthook or `<hook>.legacy` by pre-commit) is cleaned up or
+/// refreshed. With husky, nothing is written to husky's directory; the exact line to add to
+/// each `.husky/<hook>` is printed instead. Run it again after moving the binary. See
+/// docs/hooks.md.
 ///
 /// When core.hooksPath comes from your global or system git config, that directory is shared
 /// by every repository: install refuses and names two remedies, a hooks path of this
