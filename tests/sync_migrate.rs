@@ -230,6 +230,56 @@ fn seven_lane_unknown_type_and_older_client_rows_are_stored_as_recorded() {
 }
 
 #[test]
+fn two_migrations_at_once_carry_each_row_exactly_once() {
+    let repo = repo_with_legacy_queue();
+    let spawn = || {
+        repo.env(
+            std::process::Command::new(common::BIN)
+                .current_dir(&repo.root)
+                .args(["sync", "migrate", "--json"]),
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn")
+    };
+    let (a, b) = (spawn(), spawn());
+    let mut imported = 0;
+    for child in [a, b] {
+        let out = child.wait_with_output().expect("wait");
+        let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+        imported += r["imported"].as_u64().expect("imported");
+        // Whatever one run did not write, it found already there.
+        assert_eq!(
+            r["imported"].as_u64().expect("n") + r["already_present"].as_u64().expect("n"),
+            7,
+            "{r}"
+        );
+    }
+    assert_eq!(imported, 7);
+    assert_eq!(chain(&repo, NODE_A).len(), 6);
+    assert_eq!(chain(&repo, NODE_B).len(), 1);
+    repo.sk_ok(&["events", "verify"]);
+    assert!(!repo.root.join(".git/spec-kitty-migrate.lock").exists());
+}
+
+#[test]
+fn a_lock_left_by_a_killed_migration_is_taken_over() {
+    let repo = repo_with_legacy_queue();
+    // The pid of a process that has exited.
+    let mut gone = std::process::Command::new("true").spawn().expect("true");
+    let pid = gone.id();
+    gone.wait().expect("wait");
+    std::fs::write(
+        repo.root.join(".git/spec-kitty-migrate.lock"),
+        format!("{pid}\n"),
+    )
+    .expect("lock");
+    let (_, r) = migrate_json(&repo, &[]);
+    assert_eq!(r["imported"], 7, "{r}");
+    assert!(!repo.root.join(".git/spec-kitty-migrate.lock").exists());
+}
+
+#[test]
 fn dry_run_counts_and_writes_nothing() {
     let repo = repo_with_legacy_queue();
     let (code, r) = migrate_json(&repo, &["--dry-run"]);

@@ -80,16 +80,16 @@ fn render(r: &MigrateReport, options: &MigrateOptions) {
     );
     for s in &r.sources {
         println!(
-            "  {}: {} queued events, {} body uploads",
+            "  {}: {} queued, {}",
             s.path.display(),
-            s.queue_rows,
-            s.body_upload_rows
+            plural(s.queue_rows, "event"),
+            plural(s.body_upload_rows, "body upload")
         );
     }
     if r.dry_run {
         println!(
-            "Dry run: {} events would be imported (nothing written)",
-            r.to_import
+            "Dry run: {} would be imported (nothing written)",
+            plural(r.to_import, "event")
         );
     } else if r.imported == 0 {
         println!(
@@ -98,10 +98,9 @@ fn render(r: &MigrateReport, options: &MigrateOptions) {
         );
     } else {
         println!(
-            "✅ Imported {} events onto {} chain{} (pending; upload with `spec-kitty sync now`)",
-            r.imported,
-            r.chains.len(),
-            if r.chains.len() == 1 { "" } else { "s" }
+            "✅ Imported {} onto {} (pending; upload with `spec-kitty sync now`)",
+            plural(r.imported, "event"),
+            plural(r.chains.len() as u64, "chain")
         );
     }
     for c in &r.chains {
@@ -110,38 +109,43 @@ fn render(r: &MigrateReport, options: &MigrateOptions) {
             _ => String::new(),
         };
         println!(
-            "  refs/spec-kitty/events/{}: {} event{}{clocks}",
+            "  refs/spec-kitty/events/{}: {}{clocks}",
             c.node_id,
-            c.imported,
-            if c.imported == 1 { "" } else { "s" }
+            plural(c.imported, "event")
+        );
+    }
+    if r.already_present > 0 && (r.imported > 0 || r.dry_run) {
+        println!(
+            "  {} already in the event log",
+            plural(r.already_present, "event")
         );
     }
     let lines = [
-        (r.already_present, "already in the event log".to_owned()),
         (
             r.duplicate_rows,
-            "duplicate rows (the same event in two queue files)".to_owned(),
+            "duplicate row",
+            "(the same event in two queue files)",
         ),
         (
             r.with_retry_count,
-            "kept their Python retry count (Legacy-Retry-Count)".to_owned(),
+            "event",
+            "kept the Python retry count (trailer Legacy-Retry-Count)",
         ),
-        (
-            r.other_project_rows,
-            "rows of other projects left alone".to_owned(),
-        ),
+        (r.other_project_rows, "row", "of other projects left alone"),
         (
             r.body_uploads_not_carried,
-            "body uploads not carried (this protocol has no body uploads)".to_owned(),
+            "body upload",
+            "of this project not carried (this protocol has no body uploads)",
         ),
         (
             r.body_uploads_other_projects,
-            "body uploads of other projects left alone".to_owned(),
+            "body upload",
+            "of other projects left alone",
         ),
     ];
-    for (n, what) in lines {
-        if n > 0 && !(r.imported == 0 && !r.dry_run && what.starts_with("already")) {
-            println!("  {n} {what}");
+    for (n, noun, what) in lines {
+        if n > 0 {
+            println!("  {} {what}", plural(n, noun));
         }
     }
     for s in &r.skipped {
@@ -158,8 +162,17 @@ fn render(r: &MigrateReport, options: &MigrateOptions) {
     }
     if !r.skipped.is_empty() {
         println!(
-            "{} rows not carried (listed above); the queue files were not changed.",
-            r.skipped.len()
+            "{} not carried (listed above); the queue files were not changed.",
+            plural(r.skipped.len() as u64, "row")
         );
+    }
+}
+
+/// `1 event`, `2 events`.
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

@@ -11,6 +11,7 @@
 //! body uploads); a malformed row is reported with its row id and skipped. The source databases
 //! are opened read-only and never changed.
 
+mod lock;
 mod row;
 mod source;
 
@@ -81,6 +82,17 @@ pub enum MigrateError {
         )
     )]
     NoIdentity,
+
+    #[error("another `spec-kitty sync migrate` is running in this repository{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    #[diagnostic(
+        code(spec_kitty::migrate::locked),
+        help(
+            "wait for it and rerun `spec-kitty sync migrate`; if no migration is running, \
+             remove {} and rerun",
+            path.display()
+        )
+    )]
+    Locked { path: PathBuf, pid: Option<u32> },
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -271,6 +283,12 @@ pub fn migrate(
         .map(|p| source::read(p))
         .collect::<Result<Vec<_>, _>>()?;
     let candidates = collect(&files, project_uuid, &mut report);
+    // Held until the report is returned; a dry run writes nothing and needs no lock.
+    let _lock = if options.dry_run {
+        None
+    } else {
+        Some(lock::MigrateLock::acquire(log.common_dir())?)
+    };
     // One chain per node, each in clock order (rows are in insertion order, not clock order).
     let mut by_node: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for c in candidates {
