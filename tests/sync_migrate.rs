@@ -227,6 +227,48 @@ fn seven_lane_unknown_type_and_older_client_rows_are_stored_as_recorded() {
     let newest = repo.events(1);
     assert_eq!(newest[0]["event"]["lamport_clock"], 7, "{newest:?}");
     repo.sk_ok(&["events", "verify"]);
+
+    // The sync engine reads the kept retry count back; a locally emitted event has none.
+    let log = spec_kitty::store::EventLog::discover(&repo.root).expect("log");
+    let chain_a = format!("refs/spec-kitty/events/{NODE_A}");
+    let id = |hex: &str| gix::ObjectId::from_hex(hex.as_bytes()).expect("hex");
+    assert_eq!(
+        log.legacy_retry_count(&chain_a, id(&older)).expect("read"),
+        Some(2)
+    );
+    assert_eq!(
+        log.legacy_retry_count(&chain_a, id(&commit_of(&repo, &ulid(1))))
+            .expect("read"),
+        Some(0)
+    );
+    let own = format!("refs/spec-kitty/events/{}", log.node_id());
+    let local = repo.git(&["rev-parse", &own]);
+    assert_eq!(
+        log.legacy_retry_count(&own, id(local.trim()))
+            .expect("read"),
+        None
+    );
+}
+
+#[test]
+fn an_interrupted_migration_is_completed_by_the_next_run() {
+    let repo = repo_with_legacy_queue();
+    // What a run killed after its third row leaves: rows 1-3 imported.
+    let partial = repo.tmp.path().join("partial.db");
+    std::fs::copy(fixture(), &partial).expect("copy");
+    let conn = rusqlite::Connection::open(&partial).expect("db");
+    conn.execute("DELETE FROM queue WHERE id > 3", [])
+        .expect("trim");
+    drop(conn);
+    let (_, first) = migrate_json(&repo, &["--from", partial.to_str().expect("utf8")]);
+    assert_eq!(first["imported"], 3, "{first}");
+
+    let (_, rest) = migrate_json(&repo, &[]);
+    assert_eq!(rest["imported"], 4, "{rest}");
+    assert_eq!(rest["already_present"], 3);
+    let clocks: Vec<u64> = chain(&repo, NODE_A).into_iter().map(|e| e.1).collect();
+    assert_eq!(clocks, vec![1, 2, 3, 4, 5, 6]);
+    repo.sk_ok(&["events", "verify"]);
 }
 
 #[test]
