@@ -322,6 +322,22 @@ fn a_lock_left_by_a_killed_migration_is_taken_over() {
 }
 
 #[test]
+fn migrating_from_a_subdirectory_of_a_linked_worktree_writes_the_shared_refs() {
+    let repo = repo_with_legacy_queue();
+    repo.git(&["add", ".kittify"]);
+    repo.git(&["commit", "-q", "-m", "identity"]);
+    let wt = repo.add_worktree("wp01");
+    let sub = wt.join("src/deep");
+    std::fs::create_dir_all(&sub).expect("subdir");
+    let out = repo.sk_in(&sub, &["sync", "migrate", "--json"]);
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(r["imported"], 7, "{r} {}", stderr(&out));
+    // Visible from the main checkout: refs are shared by every worktree.
+    assert_eq!(chain(&repo, NODE_A).len(), 6);
+    assert_eq!(repo.sk_ok(&["events", "pending", "--count"]).trim(), "7");
+}
+
+#[test]
 fn dry_run_counts_and_writes_nothing() {
     let repo = repo_with_legacy_queue();
     let (code, r) = migrate_json(&repo, &["--dry-run"]);
