@@ -159,6 +159,7 @@ fn the_fixture_queue_is_carried_row_by_row_onto_each_nodes_chain_and_the_source_
 
     // The log is clean, and the imported events are pending.
     repo.sk_ok(&["events", "verify"]);
+    repo.git(&["fsck", "--strict", "--no-dangling"]);
     assert_eq!(repo.sk_ok(&["events", "pending", "--count"]).trim(), "7");
 
     // A second run imports 0 and says so.
