@@ -468,6 +468,39 @@ fn no_queue_is_nothing_to_do_and_a_bad_source_is_an_error_that_changes_nothing()
 }
 
 #[test]
+fn a_broken_scoped_queue_is_reported_and_the_good_one_still_carried() {
+    let repo = repo_with_legacy_queue();
+    let scoped = repo.home.join(".spec-kitty/queues");
+    std::fs::create_dir_all(&scoped).expect("queues");
+    let broken = scoped.join("queue-0000000000000000.db");
+    std::fs::write(&broken, b"truncated by a crash").expect("write");
+    let (code, r) = migrate_json(&repo, &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(r["imported"], 7, "{r}");
+    let unreadable = r["unreadable_sources"].as_array().expect("array");
+    assert_eq!(unreadable.len(), 1, "{r}");
+    assert!(
+        unreadable[0]["path"]
+            .as_str()
+            .expect("path")
+            .ends_with("queue-0000000000000000.db")
+    );
+    assert_eq!(std::fs::read(&broken).expect("read"), b"truncated by a crash");
+}
+
+#[test]
+fn without_a_project_identity_nothing_is_imported_and_the_fix_is_named() {
+    let repo = repo_with_legacy_queue();
+    std::fs::remove_file(repo.root.join(".kittify/config.yaml")).expect("rm");
+    let out = repo.sk(&["sync", "migrate"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("no project identity"), "{err}");
+    assert!(err.contains("spec-kitty sync migrate"), "{err}");
+    assert!(repo.git(&["for-each-ref", "refs/spec-kitty/"]).trim().is_empty());
+}
+
+#[test]
 fn the_preflight_helper_counts_this_projects_rows_still_to_migrate() {
     use spec_kitty::sync::migrate::{legacy_rows_for_project, unmigrated_rows_for_project};
     let repo = repo_with_legacy_queue();

@@ -66,7 +66,7 @@ pub fn run(dir: &Path, a: MigrateArgs) -> miette::Result<ExitCode> {
 }
 
 fn render(r: &MigrateReport, options: &MigrateOptions) {
-    if r.sources.is_empty() {
+    if r.sources.is_empty() && r.unreadable_sources.is_empty() {
         let from = options.from.clone().unwrap_or_else(migrate::default_source);
         println!(
             "No Python-era queue found in {} (queue.db, queues/queue-*.db): nothing to migrate.",
@@ -86,6 +86,13 @@ fn render(r: &MigrateReport, options: &MigrateOptions) {
             plural(s.body_upload_rows, "body upload")
         );
     }
+    render_outcome(r);
+    render_counts(r);
+    render_problems(r);
+}
+
+/// The headline and the chains written.
+fn render_outcome(r: &MigrateReport) {
     if r.dry_run {
         println!(
             "Dry run: {} would be imported (nothing written)",
@@ -114,6 +121,10 @@ fn render(r: &MigrateReport, options: &MigrateOptions) {
             plural(c.imported, "event")
         );
     }
+}
+
+/// What was not imported and why that is fine.
+fn render_counts(r: &MigrateReport) {
     if r.already_present > 0 && (r.imported > 0 || r.dry_run) {
         println!(
             "  {} already in the event log",
@@ -147,6 +158,17 @@ fn render(r: &MigrateReport, options: &MigrateOptions) {
         if n > 0 {
             println!("  {} {what}", plural(n, noun));
         }
+    }
+}
+
+/// Rows and files that could not be carried.
+fn render_problems(r: &MigrateReport) {
+    for u in &r.unreadable_sources {
+        println!(
+            "  ⚠ {}: {} — skipped (not changed)",
+            u.path.display(),
+            u.error
+        );
     }
     for s in &r.skipped {
         println!(

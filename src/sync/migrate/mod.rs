@@ -160,12 +160,21 @@ pub struct MigrateReport {
     pub chains: Vec<ChainImport>,
     /// Rows that could not be carried: malformed, or refused by the chain (reason given).
     pub skipped: Vec<SkippedRow>,
+    /// Queue files of the home that could not be read (left untouched; the others were read).
+    pub unreadable_sources: Vec<UnreadableSource>,
+}
+
+/// A queue file that could not be read.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadableSource {
+    pub path: PathBuf,
+    pub error: String,
 }
 
 impl MigrateReport {
-    /// Whether every row of this project is now in the log (nothing was skipped).
+    /// Whether every row of this project is now in the log (nothing was skipped or unreadable).
     pub fn is_complete(&self) -> bool {
-        self.skipped.is_empty()
+        self.skipped.is_empty() && self.unreadable_sources.is_empty()
     }
 }
 
@@ -277,11 +286,21 @@ pub fn migrate(
         with_retry_count: 0,
         chains: Vec::new(),
         skipped: Vec::new(),
+        unreadable_sources: Vec::new(),
     };
-    let files = source::discover(&from)?
-        .iter()
-        .map(|p| source::read(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    // One named file that cannot be read is an error; in a home, a broken file is reported and
+    // the others are still carried.
+    let mut files = Vec::new();
+    for path in source::discover(&from)? {
+        match source::read(&path) {
+            Ok(f) => files.push(f),
+            Err(e) if from.is_file() => return Err(e),
+            Err(e) => report.unreadable_sources.push(UnreadableSource {
+                path,
+                error: e.to_string(),
+            }),
+        }
+    }
     let candidates = collect(&files, project_uuid, &mut report);
     // Held until the report is returned; a dry run writes nothing and needs no lock.
     let _lock = if options.dry_run {
