@@ -24,8 +24,8 @@ use crate::sync::migrate::{self, MigrateOptions, MigrateReport};
 /// carried (this protocol has no body uploads); a malformed row is reported with its row id and
 /// skipped. The queue databases are opened read-only and never changed or deleted.
 ///
-/// Exit status: 0 when every row of this project is in the log, 1 when some rows were skipped
-/// (each is listed) or nothing could be read.
+/// Exit status: 0 when every row of this project is in the log, 1 when some rows or queue files
+/// were skipped (each is listed; the rest was imported) or nothing could be read.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     spec-kitty sync migrate --dry-run            # what would be imported, nothing written\n  \
