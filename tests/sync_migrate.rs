@@ -485,7 +485,10 @@ fn a_broken_scoped_queue_is_reported_and_the_good_one_still_carried() {
             .expect("path")
             .ends_with("queue-0000000000000000.db")
     );
-    assert_eq!(std::fs::read(&broken).expect("read"), b"truncated by a crash");
+    assert_eq!(
+        std::fs::read(&broken).expect("read"),
+        b"truncated by a crash"
+    );
 }
 
 #[test]
@@ -497,7 +500,11 @@ fn without_a_project_identity_nothing_is_imported_and_the_fix_is_named() {
     let err = stderr(&out);
     assert!(err.contains("no project identity"), "{err}");
     assert!(err.contains("spec-kitty sync migrate"), "{err}");
-    assert!(repo.git(&["for-each-ref", "refs/spec-kitty/"]).trim().is_empty());
+    assert!(
+        repo.git(&["for-each-ref", "refs/spec-kitty/"])
+            .trim()
+            .is_empty()
+    );
 }
 
 #[test]
