@@ -13,6 +13,7 @@ mod orchestrate;
 pub mod outcome;
 mod status;
 mod sync;
+mod sync_migrate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -14,11 +14,13 @@ use crate::workflow::{Attempt, Workspace};
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
     Workspace(WorkspaceArgs),
+    Migrate(super::sync_migrate::MigrateArgs),
 }
 
 pub fn run(dir: &Path, cmd: SyncCommand) -> miette::Result<ExitCode> {
     match cmd {
         SyncCommand::Workspace(a) => workspace(dir, a),
+        SyncCommand::Migrate(a) => super::sync_migrate::run(dir, a),
     }
 }
 

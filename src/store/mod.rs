@@ -10,6 +10,7 @@
 //! reuse a clock value.
 
 mod error;
+pub mod import;
 mod log;
 pub mod message;
 mod read;
