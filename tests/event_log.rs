@@ -40,8 +40,8 @@ fn emitted_event_is_a_readable_commit_on_the_node_chain() {
     let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["event"], envelope);
     assert_eq!(shown["seq"], 1);
-    let fsck = Command::new("git")
-        .current_dir(&repo.root)
+    let fsck = repo
+        .env(Command::new("git").current_dir(&repo.root))
         .args(["fsck", "--strict"])
         .output()
         .unwrap();
@@ -183,6 +183,9 @@ fn filters_and_limits_of_events_log() {
 
 #[test]
 fn pending_cap_refuses_new_events_and_touches_nothing() {
+    if common::rerun_hermetic("pending_cap_refuses_new_events_and_touches_nothing") {
+        return;
+    }
     let repo = TestRepo::new();
     repo.write_config("[sync]\nqueue_limit = 3\n");
     for wp in ["WP01", "WP02", "WP03"] {
@@ -231,6 +234,9 @@ fn pending_cap_refuses_new_events_and_touches_nothing() {
 
 #[test]
 fn pending_range_follows_the_sync_state_ref() {
+    if common::rerun_hermetic("pending_range_follows_the_sync_state_ref") {
+        return;
+    }
     let repo = TestRepo::new();
     let mut ids = Vec::new();
     for wp in ["WP01", "WP02", "WP03", "WP04", "WP05"] {
@@ -291,6 +297,9 @@ fn pending_range_follows_the_sync_state_ref() {
 
 #[test]
 fn lanes_are_derived_from_the_log_in_lamport_order() {
+    if common::rerun_hermetic("lanes_are_derived_from_the_log_in_lamport_order") {
+        return;
+    }
     let repo = TestRepo::new();
     repo.emit_status_ok("WP01", "planned", "doing");
     repo.emit_status_ok("WP01", "doing", "for_review");

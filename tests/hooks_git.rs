@@ -2,13 +2,13 @@
 //! record, that they keep pre-existing hooks working, core.hooksPath, hook managers, and
 //! SPEC_KITTY_HOOKS=0.
 
-mod workflow_support;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::project::*;
 use serde_json::Value;
-use workflow_support::*;
 
 fn branch(wp: &str) -> String {
     format!("{FEATURE}-{wp}")

@@ -1,12 +1,12 @@
 //! A feature's life: finalize-tasks, implement (real worktrees), merge, accept, sync
 //! workspace — each checked on the refs, the worktrees and the recorded events.
 
-mod workflow_support;
+mod common;
 
 use std::collections::BTreeSet;
 
+use common::project::*;
 use serde_json::Value;
-use workflow_support::*;
 
 /// Commits a file in the WP's worktree.
 fn work(p: &TestProject, wp: &str, file: &str, text: &str) {

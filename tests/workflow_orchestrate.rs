@@ -2,12 +2,12 @@
 //! fallback agent, DependencyResolved as WPs unblock, FeatureCompleted at the end — and what
 //! happens when agents keep failing or are not configured.
 
-mod workflow_support;
+mod common;
 
 use std::collections::BTreeSet;
 
+use common::project::*;
 use serde_json::Value;
-use workflow_support::*;
 
 /// Writes an agent script into the test's home (outside the repository) and returns its path.
 fn agent(p: &TestProject, name: &str, body: &str) -> String {

@@ -1,10 +1,10 @@
 //! The task commands (move-task, mark-status, add-history), the board, failures recorded as
 //! ErrorLogged, and bad input — against the fixture project in a real git repository.
 
-mod workflow_support;
+mod common;
 
+use common::project::*;
 use serde_json::Value;
-use workflow_support::*;
 
 #[test]
 fn given_wp01_in_doing_move_task_to_for_review_emits_exactly_that_transition() {

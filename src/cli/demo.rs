@@ -62,6 +62,8 @@ pub fn run(args: DemoArgs) -> miette::Result<ExitCode> {
     let specs = repo.join("kitty-specs").join(FEATURE);
     std::fs::create_dir_all(specs.join("tasks")).into_diagnostic()?;
     step(&format!("a throwaway repository at {}", repo.display()));
+    let sandbox = Sandbox::new(tmp.path())?;
+    let git = |dir: &Path, args: &[&str]| sandbox.git(dir, args);
     git(&repo, &["init", "-q", "-b", "main"])?;
     // Local to the throwaway repository; the user's own git config is never touched.
     git(&repo, &["config", "user.name", "Demo User"])?;
@@ -83,8 +85,8 @@ pub fn run(args: DemoArgs) -> miette::Result<ExitCode> {
 
     let exe = std::env::current_exe().into_diagnostic()?;
     let sk = |dir: &Path, args: &[&str]| {
-        let mut c = Command::new(&exe);
-        c.current_dir(dir).args(args);
+        let mut c = sandbox.command(exe.as_os_str(), dir);
+        c.args(args);
         c
     };
     show(
@@ -106,8 +108,8 @@ pub fn run(args: DemoArgs) -> miette::Result<ExitCode> {
     git(&worktree, &["add", "cart.txt"])?;
     show(
         "git commit -m 'Cart totals'   # in the WP01 worktree; the post-commit hook records it",
-        Command::new("git")
-            .current_dir(&worktree)
+        sandbox
+            .command("git".as_ref(), &worktree)
             .args(["commit", "-q", "-m", "Cart totals"]),
     )?;
     show(
@@ -126,7 +128,7 @@ pub fn run(args: DemoArgs) -> miette::Result<ExitCode> {
     show("spec-kitty events log", &mut sk(&repo, &["events", "log"]))?;
     show(
         "git log --glob=refs/spec-kitty/events --format='%h %s'",
-        Command::new("git").current_dir(&repo).args([
+        sandbox.command("git".as_ref(), &repo).args([
             "log",
             "--glob=refs/spec-kitty/events",
             "--format=%h %s",
@@ -170,15 +172,50 @@ fn show(title: &str, cmd: &mut Command) -> miette::Result<()> {
     Ok(())
 }
 
-fn git(dir: &Path, args: &[&str]) -> miette::Result<()> {
-    let status = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .status()
-        .into_diagnostic()
-        .wrap_err("could not run git (is it installed?)")?;
-    if !status.success() {
-        miette::bail!("`git {}` failed with {status}", args.join(" "));
+/// Where the demo's processes run: git and spec-kitty (and the hooks git runs) see none of the
+/// user's global or system git configuration — a global `core.hooksPath` would otherwise get
+/// the demo's hook stubs, and from then on every repository of the user would run them — and
+/// none of the `GIT_*` variables of a calling git hook.
+struct Sandbox {
+    gitconfig: std::path::PathBuf,
+}
+
+impl Sandbox {
+    fn new(dir: &Path) -> miette::Result<Sandbox> {
+        let gitconfig = dir.join("gitconfig");
+        std::fs::write(&gitconfig, "").into_diagnostic()?;
+        Ok(Sandbox { gitconfig })
     }
-    Ok(())
+
+    fn command(&self, program: &std::ffi::OsStr, dir: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", &self.gitconfig)
+            .env("GIT_CONFIG_NOSYSTEM", "1");
+        for var in [
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+            "GIT_INDEX_FILE",
+            "GIT_COMMON_DIR",
+            "GIT_CONFIG",
+            "GIT_CONFIG_PARAMETERS",
+            "GIT_CONFIG_COUNT",
+        ] {
+            c.env_remove(var);
+        }
+        c
+    }
+
+    fn git(&self, dir: &Path, args: &[&str]) -> miette::Result<()> {
+        let status = self
+            .command("git".as_ref(), dir)
+            .args(args)
+            .status()
+            .into_diagnostic()
+            .wrap_err("could not run git (is it installed?)")?;
+        if !status.success() {
+            miette::bail!("`git {}` failed with {status}", args.join(" "));
+        }
+        Ok(())
+    }
 }

@@ -1,21 +1,22 @@
-//! Shared setup for the workflow and hooks integration tests: a copy of the fixture project in
-//! a temporary git repository, and the real binary run hermetically (HOME, SPEC_KITTY_HOME
-//! and git's global config all point into the temporary directory).
-
-#![allow(dead_code)]
+//! The workflow and hooks tests' project: a copy of the fixture project in a temporary git
+//! repository, with the real binary run in the harness's hermetic environment (plus fixed
+//! commit dates, so commit ids are reproducible).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[allow(unused_imports)]
+pub use super::{BIN, Keyring, hermetic, stderr, stdout, unwrap_lines};
+
 pub const FEATURE: &str = "028-cli-event-emission-sync";
-pub const BIN: &str = env!("CARGO_BIN_EXE_spec-kitty");
 
 pub struct TestProject {
     _tmp: tempfile::TempDir,
     pub root: PathBuf,
     pub home: PathBuf,
+    pub keyring: Keyring,
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -45,6 +46,7 @@ impl TestProject {
             _tmp: tmp,
             root,
             home,
+            keyring: Keyring::default(),
         };
         p.git(&["init", "-q", "-b", "main"]);
         p.git(&["config", "user.name", "Test User"]);
@@ -56,17 +58,9 @@ impl TestProject {
 
     /// Sets the hermetic environment on `cmd`.
     pub fn env(&self, cmd: &mut Command) {
-        cmd.env("HOME", &self.home)
-            .env("SPEC_KITTY_HOME", self.home.join(".spec-kitty"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))
+        hermetic(cmd, &self.home, self.keyring)
             .env("GIT_AUTHOR_DATE", "2026-02-05T10:00:00+00:00")
-            .env("GIT_COMMITTER_DATE", "2026-02-05T10:00:00+00:00")
-            .env_remove("SPEC_KITTY_HOOKS")
-            .env_remove("SPEC_KITTY_SERVER_URL")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env_remove("GIT_INDEX_FILE");
+            .env("GIT_COMMITTER_DATE", "2026-02-05T10:00:00+00:00");
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -221,12 +215,4 @@ pub fn transition(e: &Value) -> (String, String, String) {
 
 pub fn t(wp: &str, from: &str, to: &str) -> (String, String, String) {
     (wp.to_owned(), from.to_owned(), to.to_owned())
-}
-
-/// Undoes terminal line wrapping so that tests can look for whole phrases.
-pub fn unwrap_lines(text: &str) -> String {
-    text.split_whitespace()
-        .filter(|w| *w != "│")
-        .collect::<Vec<_>>()
-        .join(" ")
 }
