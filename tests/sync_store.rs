@@ -33,6 +33,9 @@ fn report<'a>(answers: &'a [Answered]) -> SyncReport<'a> {
 
 #[test]
 fn given_a_rejection_a_later_sync_keeps_it_and_a_resend_bumps_its_retry_count() {
+    if common::rerun_hermetic("given_a_rejection_a_later_sync_keeps_it_and_a_resend_bumps_its_retry_count") {
+        return;
+    }
     let repo = TestRepo::new();
     let ids: Vec<String> = ["WP01", "WP02", "WP03", "WP04"]
         .iter()
@@ -76,6 +79,9 @@ fn given_a_rejection_a_later_sync_keeps_it_and_a_resend_bumps_its_retry_count() 
 
 #[test]
 fn the_mark_is_stored_once_as_the_first_parent() {
+    if common::rerun_hermetic("the_mark_is_stored_once_as_the_first_parent") {
+        return;
+    }
     let repo = TestRepo::new();
     repo.emit_status_ok("WP01", "planned", "doing");
     repo.emit_status_ok("WP02", "planned", "doing");
@@ -95,6 +101,9 @@ fn the_mark_is_stored_once_as_the_first_parent() {
 
 #[test]
 fn concurrent_sync_records_merge_instead_of_overwriting() {
+    if common::rerun_hermetic("concurrent_sync_records_merge_instead_of_overwriting") {
+        return;
+    }
     let repo = TestRepo::new();
     let ids: Vec<String> = (1..=8)
         .map(|i| repo.emit_status_ok(&format!("WP0{i}"), "planned", "doing"))
@@ -135,6 +144,9 @@ fn concurrent_sync_records_merge_instead_of_overwriting() {
 
 #[test]
 fn a_broken_sync_state_commit_gets_its_own_error() {
+    if common::rerun_hermetic("a_broken_sync_state_commit_gets_its_own_error") {
+        return;
+    }
     let repo = TestRepo::new();
     repo.emit_status_ok("WP01", "planned", "doing");
     let log = EventLog::discover(&repo.root).unwrap();
@@ -169,6 +181,9 @@ fn a_broken_sync_state_commit_gets_its_own_error() {
 
 #[test]
 fn only_a_missing_repository_means_git_init() {
+    if common::rerun_hermetic("only_a_missing_repository_means_git_init") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let err = EventLog::discover(tmp.path()).err().unwrap();
     assert!(matches!(err, StoreError::NotARepository { .. }), "{err:?}");
