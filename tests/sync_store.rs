@@ -33,7 +33,9 @@ fn report<'a>(answers: &'a [Answered]) -> SyncReport<'a> {
 
 #[test]
 fn given_a_rejection_a_later_sync_keeps_it_and_a_resend_bumps_its_retry_count() {
-    if common::rerun_hermetic("given_a_rejection_a_later_sync_keeps_it_and_a_resend_bumps_its_retry_count") {
+    if common::rerun_hermetic(
+        "given_a_rejection_a_later_sync_keeps_it_and_a_resend_bumps_its_retry_count",
+    ) {
         return;
     }
     let repo = TestRepo::new();
