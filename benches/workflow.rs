@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use spec_kitty::event::{AssignmentPhase, Event, HistoryEntryType, Lane, Origin, Payload};
 use spec_kitty::store::EventLog;
-use spec_kitty::store::message::SyncRecord;
+use spec_kitty::store::SyncReport;
 
 const BIN: &str = env!("CARGO_BIN_EXE_spec-kitty");
 const FEATURE: &str = "028-cli-event-emission-sync";
@@ -185,16 +185,13 @@ fn fill_log(log: &EventLog, n: usize) {
     let (mark, _) = log
         .read_event(&EventLog::chain_ref(log.node_id()), tip.commit)
         .expect("read tip");
-    let record = SyncRecord {
-        mark_seq: mark.seq,
-        server_url: "https://kitty.example.com".into(),
-        team: "bench".into(),
-        time: spec_kitty::event::now_rfc3339(),
-        acknowledged: mark.seq,
-        rejected: Vec::new(),
+    let report = SyncReport {
+        server_url: "https://kitty.example.com",
+        team: "bench",
+        mark_at_least: Some((mark.commit, mark.seq)),
+        ..SyncReport::default()
     };
-    log.record_sync(log.node_id(), &mark, record)
-        .expect("sync state");
+    log.record_sync(log.node_id(), &report).expect("sync state");
 }
 
 fn stats(name: &str, mut samples: Vec<Duration>) -> f64 {

@@ -247,20 +247,26 @@ fn pending_range_follows_the_sync_state_ref() {
     // A server acknowledged events 1..=3 but rejected #2.
     let log = spec_kitty::store::EventLog::discover(&repo.root).unwrap();
     let chain = log.chain_events(log.node_id()).unwrap();
+    let answers: Vec<spec_kitty::store::Answered> = chain[..3]
+        .iter()
+        .map(|s| spec_kitty::store::Answered {
+            event_id: s.event.event_id.clone(),
+            commit: s.commit,
+            seq: s.seq,
+            answer: if s.event.event_id == ids[1] {
+                spec_kitty::store::Answer::Rejected("missing field".into())
+            } else {
+                spec_kitty::store::Answer::Settled
+            },
+        })
+        .collect();
     log.record_sync(
         log.node_id(),
-        &chain[2],
-        spec_kitty::store::SyncRecord {
-            mark_seq: 0,
-            server_url: "http://127.0.0.1:1".into(),
-            team: "team-a".into(),
-            time: spec_kitty::event::now_rfc3339(),
-            acknowledged: 2,
-            rejected: vec![spec_kitty::store::RejectedEvent {
-                event_id: ids[1].clone(),
-                retry_count: 1,
-                error: "missing field".into(),
-            }],
+        &spec_kitty::store::SyncReport {
+            server_url: "http://127.0.0.1:1",
+            team: "team-a",
+            answers: &answers,
+            ..Default::default()
         },
     )
     .unwrap();

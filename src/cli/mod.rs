@@ -3,6 +3,7 @@
 
 mod accept;
 mod agent;
+mod auth;
 mod demo;
 mod events;
 mod hooks;
@@ -13,7 +14,6 @@ mod orchestrate;
 pub mod outcome;
 mod status;
 mod sync;
-mod sync_migrate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,7 +59,10 @@ pub enum Command {
     /// Git hooks that record commits, merges and new worktrees as events.
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
-    /// Synchronise: `sync workspace` updates a WP worktree from its upstream branch (local).
+    /// Log in to the team server, log out, show the session.
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
+    /// Sync events with the team server (`now`, `status`, `server`, `migrate`); `workspace` is local.
     #[command(subcommand)]
     Sync(sync::SyncCommand),
     /// Commands for agents (and people) working through a feature's work packages.
@@ -84,6 +87,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Merge(args) => merge::run(&dir, args),
         Command::Accept(args) => accept::run(&dir, args),
         Command::Orchestrate(args) => orchestrate::run(&dir, args),
+        Command::Auth(cmd) => auth::run(cmd),
         Command::Sync(cmd) => sync::run(&dir, cmd),
         Command::Agent(cmd) => agent::run(&dir, cmd),
     }

@@ -60,6 +60,9 @@ pub fn validate(envelope: &Value, strictness: Strictness) -> Result<(), Validati
         return c.finish();
     };
     let strict = strictness == Strictness::Client;
+    // For the server, an optional envelope field sent as `null` means the same as absent
+    // (older clients send `"correlation_id": null`); a present, non-null value must be valid.
+    let optional = |key: &str| obj.get(key).filter(|v| strict || !v.is_null());
 
     let event_id = c.required_str(obj, "event_id", "", "must be a ULID", is_ulid);
     let event_type = c.required_str(obj, "event_type", "", "must be a non-empty string", |s| {
@@ -90,7 +93,7 @@ pub fn validate(envelope: &Value, strictness: Strictness) -> Result<(), Validati
     // aggregate_type: required for the client, optional for the server, and when present it
     // must agree with the known type.
     let expected_aggregate = known.zip(payload).map(|(t, p)| t.aggregate_type(p));
-    match obj.get("aggregate_type") {
+    match optional("aggregate_type") {
         None if !strict => {}
         Some(Value::String(s)) => {
             if let Some(exp) = expected_aggregate
@@ -137,7 +140,7 @@ pub fn validate(envelope: &Value, strictness: Strictness) -> Result<(), Validati
         "must be a ULID or null",
         is_ulid,
     );
-    match obj.get("correlation_id") {
+    match optional("correlation_id") {
         None if !strict => {}
         Some(Value::String(s)) if is_ulid(s) => {
             let expected = causation.flatten().or(event_id);
@@ -170,12 +173,12 @@ pub fn validate(envelope: &Value, strictness: Strictness) -> Result<(), Validati
         "must be a string or null",
         |_| true,
     );
-    if strict || obj.contains_key("team_slug") {
+    if strict || optional("team_slug").is_some() {
         c.required_str(obj, "team_slug", "", "must be a non-empty string", |s| {
             !s.is_empty()
         });
     }
-    match obj.get("schema_version") {
+    match optional("schema_version") {
         None if !strict => {}
         Some(Value::String(s)) if !strict || s == super::SCHEMA_VERSION => {}
         other => c.fail("schema_version", "must be \"1.0.0\"", other),

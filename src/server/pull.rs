@@ -1,6 +1,7 @@
 //! `GET /api/v1/events/?after=<cursor>&limit=<n>`: the team's events in server order.
 //!
-//! The cursor is the server sequence number of the last event returned, as a decimal string;
+//! Every page answers `cursor` (where to resume next time); `next` is set only while more pages
+//! follow. The cursor is the server sequence number of the last event returned, as a decimal string;
 //! clients must treat it as opaque. Events are served exactly as stored, so the response is
 //! assembled from the stored JSON texts without re-parsing them.
 
@@ -60,11 +61,14 @@ pub async fn pull(
         }
         body.push_str(&e.envelope);
     }
+    // `cursor` is on every page (PROTOCOL.md, Pull): the position after the last event
+    // returned, or the `after` given when none were, so a client can always resume there.
+    let cursor = events.last().map_or(after, |e| e.seq);
     body.push_str("],\"next\":");
     match events.last().filter(|_| more) {
         Some(last) => body.push_str(&format!("\"{}\"", last.seq)),
         None => body.push_str("null"),
     }
-    body.push('}');
+    body.push_str(&format!(",\"cursor\":\"{cursor}\"}}"));
     Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }

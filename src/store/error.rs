@@ -14,6 +14,31 @@ pub enum StoreError {
     )]
     NotARepository { path: PathBuf },
 
+    #[error("cannot open the git repository at {}: {message}", path.display())]
+    #[diagnostic(
+        code(spec_kitty::store::open),
+        help(
+            "check that you may read the directory and its `.git`, and that `git status` works \
+             there (a broken git config or an untrusted owner stops git too)"
+        )
+    )]
+    Open { path: PathBuf, message: String },
+
+    #[error("the sync state {name} (commit {commit}) is broken: {reason}")]
+    #[diagnostic(
+        code(spec_kitty::store::broken_sync_state),
+        help(
+            "nothing was written. `git show {commit}` shows it; `git update-ref -d {name}` \
+             forgets the sync state, so that chain's events are sent again by `spec-kitty sync \
+             now` (the server answers them `duplicate`, nothing is counted twice)"
+        )
+    )]
+    BrokenSyncState {
+        name: String,
+        commit: String,
+        reason: String,
+    },
+
     #[error("git operation failed while {action}: {message}")]
     #[diagnostic(
         code(spec_kitty::store::git),

@@ -1,20 +1,14 @@
-//! Opening the repository, reading chain tips, and the compare-and-swap append.
+//! Opening the repository and reading refs, commits and chain tips: the plumbing that
+//! appending ([`super::append`]), sync state and pending accounting build on.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use gix::ObjectId;
 use gix::bstr::{BString, ByteSlice};
-use gix::refs::Target;
-use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
-use rand::Rng;
 
 use super::message;
-use super::{EVENTS_PREFIX, Result, StoreError, sync_state};
-use crate::event::{self, Event, Strictness};
-
-/// How many times an append re-reads and retries after losing a race before giving up.
-const MAX_CAS_ATTEMPTS: u32 = 500;
+use super::{EVENTS_PREFIX, Result, StoreError};
+use crate::event::{self, Event};
 
 /// The identity event commits are written with when git has none configured.
 const FALLBACK_NAME: &str = "spec-kitty";
@@ -61,6 +55,8 @@ pub struct Appended {
 /// The tip of a chain with its trailers already read.
 pub(crate) struct TipInfo {
     pub id: ObjectId,
+    /// The highest Lamport clock on the chain up to and including the tip: the tip's own
+    /// clock, or more on a pulled chain whose events arrived out of clock order.
     pub lamport: u64,
     pub seq: u64,
 }
@@ -68,19 +64,7 @@ pub(crate) struct TipInfo {
 impl EventLog {
     /// Opens the event log of the repository containing `dir`.
     pub fn discover(dir: &Path) -> Result<EventLog> {
-        let repo = gix::discover(dir).map_err(|e| {
-            if e.classify().is_not_found() || e.to_string().contains("not a git") {
-                StoreError::NotARepository {
-                    path: dir.to_path_buf(),
-                }
-            } else {
-                // gix reports "no repository found" in several shapes; anything that stops
-                // discovery means the same thing to a user.
-                StoreError::NotARepository {
-                    path: dir.to_path_buf(),
-                }
-            }
-        })?;
+        let repo = gix::discover(dir).map_err(|e| open_error(dir, e))?;
         let common_dir = std::fs::canonicalize(repo.common_dir())
             .unwrap_or_else(|_| repo.common_dir().to_path_buf());
         let (host, user) = event::host_and_user();
@@ -238,193 +222,79 @@ impl EventLog {
     /// The tip of `chain` with its clock and sequence number. The whole message is parsed (a
     /// few microseconds per chain) so that nothing is ever appended on top of a broken event.
     pub(crate) fn tip_info(&self, chain: &str, id: ObjectId) -> Result<TipInfo> {
-        let (stored, _) = self.read_event(chain, id)?;
+        let (msg, _, _) = self.commit_message(chain, id)?;
+        let unparseable = |e: message::MessageError| StoreError::Unparseable {
+            chain: chain.to_owned(),
+            commit: id.to_string(),
+            what: "event commit",
+            reason: e.to_string(),
+        };
+        let (event, seq) = message::parse_event(&msg).map_err(unparseable)?;
+        let witnessed = message::parse_trailers(&msg)
+            .map_err(unparseable)?
+            .witnessed;
         Ok(TipInfo {
             id,
-            lamport: stored.event.lamport_clock,
-            seq: stored.seq,
+            lamport: event.lamport_clock.max(witnessed),
+            seq,
         })
     }
 
-    /// Appends `event` to this node's chain.
+    /// The identity commits are written with (git's, or the fixed spec-kitty one).
+    pub(crate) fn author(&self) -> (&gix::bstr::BStr, &gix::bstr::BStr) {
+        (self.author.0.as_bstr(), self.author.1.as_bstr())
+    }
+
+    /// A commit signature with this repository's identity at `seconds` (UTC): the one
+    /// signature every event and sync-state commit carries.
+    pub(crate) fn signature(&self, seconds: i64) -> gix::actor::Signature {
+        gix::actor::Signature {
+            name: self.author.0.clone(),
+            email: self.author.1.clone(),
+            time: gix::date::Time { seconds, offset: 0 },
+        }
+    }
+
+    /// The well-known empty tree, written into the repository (once is enough; writing an
+    /// existing object is a no-op) so that `git fsck` finds what the commits name.
+    pub(crate) fn empty_tree(&self) -> Result<ObjectId> {
+        Ok(self
+            .repo
+            .write_object(gix::objs::Tree::empty())
+            .map_err(|e| StoreError::git("writing the empty tree", e))?
+            .detach())
+    }
+
+    /// Writes a new commit object straight into the loose object store.
     ///
-    /// The event is validated first (nothing invalid is ever written). Inside the
-    /// compare-and-swap loop the Lamport clock is set to one more than the highest clock of any
-    /// chain tip, and the pending cap is checked against every chain's sync state. The event id
-    /// is kept across retries; each lost race leaves one unreferenced commit that `git gc`
-    /// removes.
-    pub fn append(&self, mut event: Event, queue_limit: u64) -> Result<Appended> {
-        let ref_name = Self::chain_ref(&self.node_id);
-        let full_name: gix::refs::FullName = ref_name
-            .as_str()
-            .try_into()
-            .map_err(|e| StoreError::git("naming the chain ref", e))?;
-        event.node_id = self.node_id.clone();
-        let empty_tree = gix::ObjectId::empty_tree(self.repo.object_hash());
-        // An event commit is always a new object, so it goes straight into the loose store:
-        // the generic write path first checks every pack index for the object, and loading a
-        // large repository's pack index costs more than the whole rest of the append.
+    /// A commit we build is always a new object; the generic write path first checks every
+    /// pack index for it, and loading a large repository's pack index costs more than the
+    /// whole rest of an append.
+    pub(crate) fn write_commit(&self, commit: &gix::objs::Commit) -> Result<ObjectId> {
         let loose = gix::odb::loose::Store::at(
             self.repo.objects.store_ref().path(),
             self.repo.object_hash(),
         );
-        let seconds = chrono::DateTime::parse_from_rfc3339(&event.timestamp)
-            .map(|t| t.timestamp())
-            .unwrap_or_else(|_| chrono::Utc::now().timestamp());
-        let signature = gix::actor::Signature {
-            name: self.author.0.clone(),
-            email: self.author.1.clone(),
-            time: gix::date::Time { seconds, offset: 0 },
-        };
-
-        let mut retries = 0;
-        let mut stuck = 0;
-        loop {
-            let chains = self.chains()?;
-            let mut own_tip: Option<TipInfo> = None;
-            let mut max_clock = 0;
-            let mut pending = 0;
-            // One read of each tip serves the clock, this node's parent and the pending count.
-            for chain in &chains {
-                let info = self.tip_info(&chain.ref_name, chain.tip)?;
-                max_clock = max_clock.max(info.lamport);
-                pending += sync_state::pending_after(self, &chain.node_id, info.seq)?.pending();
-                if chain.node_id == self.node_id {
-                    own_tip = Some(info);
-                }
-            }
-            if pending >= queue_limit {
-                return Err(StoreError::QueueFull {
-                    pending,
-                    limit: queue_limit,
-                });
-            }
-            event.lamport_clock = max_clock + 1;
-            let seq = own_tip.as_ref().map_or(0, |t| t.seq) + 1;
-            if retries == 0 {
-                let value = serde_json::to_value(&event).unwrap_or_default();
-                event::validate(&value, Strictness::Client).map_err(StoreError::Invalid)?;
-            }
-            let commit = gix::objs::Commit {
-                tree: empty_tree,
-                parents: own_tip.as_ref().map(|t| t.id).into_iter().collect(),
-                author: signature.clone(),
-                committer: signature.clone(),
-                encoding: None,
-                message: message::format_event(&event, seq).into(),
-                extra_headers: Vec::new(),
-            };
-            if own_tip.is_none() {
-                // The first event of a chain names the empty tree, which must exist for `git
-                // fsck`; afterwards the chain itself keeps it alive.
-                self.repo
-                    .write_object(gix::objs::Tree::empty())
-                    .map_err(|e| StoreError::git("writing the empty tree", e))?;
-            }
-            let id = gix::objs::Write::write(&loose, &commit)
-                .map_err(|e| StoreError::git("writing the event commit", e))?;
-            let expected = match &own_tip {
-                Some(t) => PreviousValue::MustExistAndMatch(Target::Object(t.id)),
-                None => PreviousValue::MustNotExist,
-            };
-            match self.update_ref(full_name.clone(), id, expected, "spec-kitty: append event") {
-                Ok(()) => {
-                    return Ok(Appended {
-                        event_id: event.event_id,
-                        commit: id,
-                        lamport_clock: event.lamport_clock,
-                        seq,
-                        retries,
-                    });
-                }
-                Err(e) => {
-                    retries += 1;
-                    let moved = self.ref_id(&ref_name)? != own_tip.as_ref().map(|t| t.id);
-                    if moved {
-                        // Lost the race: another writer appended first. Re-read and retry.
-                        stuck = 0;
-                    } else {
-                        // Nobody moved the ref. A lock that outlives several lock timeouts
-                        // (100 ms each) was left behind by a killed process.
-                        let lock = self.common_dir.join(format!("{ref_name}.lock"));
-                        stuck += 1;
-                        if lock.exists() && stuck >= 3 {
-                            return Err(StoreError::Locked { path: lock });
-                        }
-                        if let CasError::Other(err) = e {
-                            if !lock.exists() {
-                                return Err(err);
-                            }
-                        }
-                    }
-                    if retries >= MAX_CAS_ATTEMPTS {
-                        return Err(StoreError::Contention {
-                            name: ref_name,
-                            attempts: retries,
-                        });
-                    }
-                    jitter(retries);
-                }
-            }
-        }
-    }
-
-    /// Compare-and-swap of one ref.
-    pub(crate) fn update_ref(
-        &self,
-        name: gix::refs::FullName,
-        new: ObjectId,
-        expected: PreviousValue,
-        reflog_message: &str,
-    ) -> std::result::Result<(), CasError> {
-        let edit = RefEdit {
-            change: Change::Update {
-                log: LogChange {
-                    mode: RefLog::AndReference,
-                    force_create_reflog: false,
-                    message: reflog_message.into(),
-                },
-                expected,
-                new: Target::Object(new),
-            },
-            name,
-            deref: false,
-        };
-        let time = format!("{} +0000", chrono::Utc::now().timestamp());
-        let committer = gix::actor::SignatureRef {
-            name: self.author.0.as_bstr(),
-            email: self.author.1.as_bstr(),
-            time: &time,
-        };
-        match self.repo.edit_references_as(Some(edit), Some(committer)) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let lost = e.classify().is_conflict()
-                    || e.classify().can_retry()
-                    || e
-                        .downcast_any_ref::<gix::refs::file::transaction::prepare::ReferenceOutOfDate>()
-                        .is_some()
-                    || e
-                        .downcast_any_ref::<gix::refs::file::transaction::prepare::MustNotExist>()
-                        .is_some();
-                if lost {
-                    Err(CasError::Lost)
-                } else {
-                    Err(CasError::Other(StoreError::git(
-                        "updating the event ref",
-                        e,
-                    )))
-                }
-            }
-        }
+        gix::objs::Write::write(&loose, commit).map_err(|e| StoreError::git("writing a commit", e))
     }
 }
 
-/// Why a compare-and-swap did not go through.
-pub(crate) enum CasError {
-    /// Another writer moved the ref (or held its lock): re-read and retry.
-    Lost,
-    Other(StoreError),
+/// Only "no repository here" means "create one with `git init`"; anything else (permissions,
+/// a broken git config, an unreadable `.git`) is reported as what it is.
+fn open_error(dir: &Path, e: gix::Error) -> StoreError {
+    // gix classifies a missing repository (and a search stopped by a ceiling or a filesystem
+    // boundary) as "not found"; an untrusted one is "permission denied".
+    let not_found = e.classify().is_not_found();
+    if not_found {
+        StoreError::NotARepository {
+            path: dir.to_path_buf(),
+        }
+    } else {
+        StoreError::Open {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        }
+    }
 }
 
 /// The committer identity as git resolves it (environment, `committer.*`, `user.*`), or the
@@ -449,11 +319,4 @@ fn git_identity(repo: &gix::Repository) -> (BString, BString) {
         (Some(n), None) => (n, FALLBACK_EMAIL.into()),
         _ => (FALLBACK_NAME.into(), FALLBACK_EMAIL.into()),
     }
-}
-
-/// Sleeps a random, slowly growing time so that racing writers spread out.
-fn jitter(attempt: u32) {
-    let cap_us = 200 + 100 * u64::from(attempt.min(50));
-    let us = rand::rng().random_range(0..cap_us);
-    std::thread::sleep(Duration::from_micros(us));
 }

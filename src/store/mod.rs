@@ -7,12 +7,20 @@
 //!
 //! Appending is a compare-and-swap on the node's ref with the Lamport clock recomputed inside
 //! the loop, so concurrent processes (in any worktree of the repository) never lose an event or
-//! reuse a clock value.
+//! reuse a clock value. Every ref write goes through the one loop in `cas`; what is pending
+//! is computed in one place, [`PendingRange`].
+//!
+//! Module layering (no cycles): `log` (open, read refs and commits) ← `cas` ← `sync_state` ←
+//! `pending` ← `append`, `pulled`.
 
+mod append;
+mod cas;
 mod error;
 pub mod import;
 mod log;
 pub mod message;
+mod pending;
+mod pulled;
 mod read;
 mod sync_state;
 mod verify;
@@ -20,8 +28,10 @@ mod verify;
 pub use error::StoreError;
 pub use log::{Appended, Chain, EventLog, StoredEvent};
 pub use message::{RejectedEvent, SyncRecord};
+pub use pending::{Answer, Answered, ChainPending, PendingRange, Settlement, settle};
+pub use pulled::PulledWrite;
 pub use read::EventFilter;
-pub use sync_state::{ChainPending, SyncState};
+pub use sync_state::{SyncReport, SyncState};
 pub use verify::{Problem, VerifyReport};
 
 /// Namespace of the event chains.

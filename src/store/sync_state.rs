@@ -1,15 +1,16 @@
-//! Sync state: what the server has acknowledged of each chain, and hence what is pending.
+//! Sync state: what the server has acknowledged of each chain.
 //!
 //! `refs/spec-kitty/synced/<node>` points at a sync-state commit whose first parent is the
-//! newest event commit the server answered for (the *mark*) and whose second parent is the
-//! previous sync-state commit. Pending = events after the mark ∪ the rejected list.
+//! newest event commit the server answered for (the *mark*, stored only there) and whose
+//! second parent is the previous sync-state commit. Which events are pending follows from it
+//! in [`super::pending`].
 
 use gix::ObjectId;
-use gix::refs::Target;
-use gix::refs::transaction::PreviousValue;
 
-use super::log::{CasError, Chain, EventLog, StoredEvent};
+use super::cas::Proposal;
+use super::log::EventLog;
 use super::message::{self, SyncRecord};
+use super::pending::{Answered, settle};
 use super::{Result, SYNCED_PREFIX, StoreError};
 
 /// The sync state of one chain.
@@ -19,25 +20,23 @@ pub struct SyncState {
     pub commit: ObjectId,
     /// The newest event commit the server has answered for.
     pub mark: ObjectId,
+    /// `Seq` of the mark, read from the mark commit.
+    pub mark_seq: u64,
     pub record: SyncRecord,
 }
 
-/// Pending summary of one chain.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ChainPending {
-    pub node_id: String,
-    /// Events on the chain.
-    pub total: u64,
-    /// Events after the mark (never sent or not yet answered).
-    pub unsent: u64,
-    /// Events at or before the mark that the server rejected.
-    pub rejected: u64,
-}
-
-impl ChainPending {
-    pub fn pending(&self) -> u64 {
-        self.unsent + self.rejected
-    }
+/// One sync's outcome for one chain, as [`EventLog::record_sync`] takes it.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport<'a> {
+    pub server_url: &'a str,
+    pub team: &'a str,
+    /// The server's answers, in any order.
+    pub answers: &'a [Answered],
+    /// Move the mark at least to this event commit (commit, seq): a pulled chain's tip, which
+    /// came from the server and so is settled by definition.
+    pub mark_at_least: Option<(ObjectId, u64)>,
+    /// A new pull cursor to remember (None keeps the previous one).
+    pub pull_cursor: Option<String>,
 }
 
 impl EventLog {
@@ -52,157 +51,119 @@ impl EventLog {
             return Ok(None);
         };
         self.ensure_commit(&name, id)?;
-        let (msg, _, parents) = self.commit_message(&name, id)?;
-        let record = message::parse_sync(&msg).map_err(|e| StoreError::Unparseable {
-            chain: name.clone(),
+        let broken = |reason: String| StoreError::BrokenSyncState {
+            name: name.clone(),
             commit: id.to_string(),
-            what: "sync-state commit",
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let (msg, _, parents) = self
+            .commit_message(&name, id)
+            .map_err(|e| broken(e.to_string()))?;
+        let record = message::parse_sync(&msg).map_err(|e| broken(e.to_string()))?;
         let mark = parents
             .first()
             .copied()
-            .ok_or_else(|| StoreError::Unparseable {
-                chain: name.clone(),
-                commit: id.to_string(),
-                what: "sync-state commit",
-                reason: "it has no parent (the mark)".into(),
-            })?;
+            .ok_or_else(|| broken("it has no parent (the mark)".into()))?;
+        let mark_seq = self.seq_of(&Self::chain_ref(node), mark).map_err(|e| {
+            broken(format!(
+                "its mark {mark} is not a readable event commit: {e}"
+            ))
+        })?;
         Ok(Some(SyncState {
             commit: id,
             mark,
+            mark_seq,
             record,
         }))
     }
 
-    /// Records that the server has answered for every event of `node`'s chain up to and
-    /// including `mark` (an event commit on that chain), with `record.rejected` listing every
-    /// event up to the mark that is still rejected. Compare-and-swap on the sync ref.
-    pub fn record_sync(
-        &self,
-        node: &str,
-        mark: &StoredEvent,
-        mut record: SyncRecord,
-    ) -> Result<()> {
-        record.mark_seq = mark.seq;
+    /// `Seq` of an event commit, from its trailers alone.
+    fn seq_of(&self, chain: &str, id: ObjectId) -> Result<u64> {
+        let (msg, _, _) = self.commit_message(chain, id)?;
+        message::parse_trailers(&msg)
+            .map(|t| t.seq)
+            .map_err(|e| StoreError::Unparseable {
+                chain: chain.to_owned(),
+                commit: id.to_string(),
+                what: "event commit",
+                reason: e.to_string(),
+            })
+    }
+
+    /// Records the server's answers for `node`'s chain in one compare-and-swap of its sync
+    /// ref. Inside the loop, on the state that wins: the mark moves to the newest answered
+    /// event (never backwards), the previous rejections are merged with the new answers
+    /// ([`settle`]), and the pull cursor is kept unless a new one is given.
+    ///
+    /// With no answers and no `mark_at_least`, nothing is written unless a cursor is given and
+    /// a sync state already exists. Returns the state written (or the current one).
+    pub fn record_sync(&self, node: &str, report: &SyncReport<'_>) -> Result<Option<SyncState>> {
         let name = Self::synced_ref(node);
-        let full: gix::refs::FullName = name
-            .as_str()
-            .try_into()
-            .map_err(|e| StoreError::git("naming the sync ref", e))?;
-        let empty_tree = self
-            .repo()
-            .write_object(gix::objs::Tree::empty())
-            .map_err(|e| StoreError::git("writing the empty tree", e))?
-            .detach();
-        for _ in 0..50 {
-            let previous = self.ref_id(&name)?;
-            let signature = gix::actor::Signature {
-                name: "spec-kitty".into(),
-                email: "spec-kitty@localhost".into(),
-                time: gix::date::Time {
-                    seconds: chrono::Utc::now().timestamp(),
-                    offset: 0,
-                },
+        let newest_answer = report.answers.iter().max_by_key(|a| a.seq);
+        let wanted = newest_answer
+            .map(|a| (a.commit, a.seq))
+            .into_iter()
+            .chain(report.mark_at_least)
+            .max_by_key(|(_, seq)| *seq);
+        if wanted.is_none() {
+            let current = self.sync_state(node)?;
+            if current.is_none() || report.pull_cursor.is_none() {
+                return Ok(current);
+            }
+        }
+        let swapped = self.swap_ref(&name, "spec-kitty: record sync", |_| {
+            let previous = self.sync_state(node)?;
+            let mark = match (&previous, wanted) {
+                (Some(p), Some((c, s))) if s > p.mark_seq => (c, s),
+                (Some(p), _) => (p.mark, p.mark_seq),
+                (None, Some(w)) => w,
+                (None, None) => {
+                    return Err(StoreError::git(
+                        format!("recording the sync state of {node}"),
+                        "the sync state disappeared while it was being updated",
+                    ));
+                }
             };
+            let previous_rejected = previous
+                .as_ref()
+                .map(|p| p.record.rejected.as_slice())
+                .unwrap_or_default();
+            let settlement = settle(previous_rejected, report.answers);
+            let record = SyncRecord {
+                server_url: report.server_url.to_owned(),
+                team: report.team.to_owned(),
+                time: crate::event::now_rfc3339(),
+                acknowledged: settlement.acknowledged,
+                rejected: settlement.rejected,
+                pull_cursor: report
+                    .pull_cursor
+                    .clone()
+                    .or_else(|| previous.as_ref().and_then(|p| p.record.pull_cursor.clone())),
+            };
+            let tree = self.empty_tree()?;
             let commit = gix::objs::Commit {
-                tree: empty_tree,
-                parents: std::iter::once(mark.commit).chain(previous).collect(),
-                author: signature.clone(),
-                committer: signature,
+                tree,
+                parents: std::iter::once(mark.0)
+                    .chain(previous.as_ref().map(|p| p.commit))
+                    .collect(),
+                author: self.signature(chrono::Utc::now().timestamp()),
+                committer: self.signature(chrono::Utc::now().timestamp()),
                 encoding: None,
-                message: message::format_sync(node, &record).into(),
+                message: message::format_sync(node, mark.1, &record).into(),
                 extra_headers: Vec::new(),
             };
-            let id = self
-                .repo()
-                .write_object(&commit)
-                .map_err(|e| StoreError::git("writing the sync-state commit", e))?
-                .detach();
-            let expected = match previous {
-                Some(p) => PreviousValue::MustExistAndMatch(Target::Object(p)),
-                None => PreviousValue::MustNotExist,
-            };
-            match self.update_ref(full.clone(), id, expected, "spec-kitty: record sync") {
-                Ok(()) => return Ok(()),
-                Err(CasError::Lost) => continue,
-                Err(CasError::Other(e)) => return Err(e),
-            }
-        }
-        Err(StoreError::Contention { name, attempts: 50 })
+            let id = self.write_commit(&commit)?;
+            Ok(Proposal {
+                expected: previous.as_ref().map(|p| p.commit),
+                new: id,
+                value: SyncState {
+                    commit: id,
+                    mark: mark.0,
+                    mark_seq: mark.1,
+                    record,
+                },
+            })
+        })?;
+        Ok(Some(swapped.value))
     }
-
-    /// Pending counts for every chain, in O(chains): read from the tips' `Seq` trailers and
-    /// the sync states, never by walking history.
-    pub fn pending_by_chain(&self) -> Result<Vec<ChainPending>> {
-        let chains = self.chains()?;
-        chains.iter().map(|c| chain_pending(self, c)).collect()
-    }
-
-    /// Total pending events in the repository.
-    pub fn pending_count(&self) -> Result<u64> {
-        pending_total(self, &self.chains()?)
-    }
-
-    /// Every pending event, oldest first per chain, chains in node order.
-    pub fn pending_events(&self) -> Result<Vec<StoredEvent>> {
-        let mut out = Vec::new();
-        for chain in self.chains()? {
-            let state = self.sync_state(&chain.node_id)?;
-            let (mark_seq, rejected) = match &state {
-                Some(s) => (s.record.mark_seq, s.record.rejected.clone()),
-                None => (0, Vec::new()),
-            };
-            let mut unsent = Vec::new();
-            let mut want_rejected: std::collections::HashSet<&str> =
-                rejected.iter().map(|r| r.event_id.as_str()).collect();
-            let mut found_rejected = Vec::new();
-            for item in self.walk(&chain) {
-                let stored = item?;
-                let seq = stored.seq;
-                if seq > mark_seq {
-                    unsent.push(stored);
-                } else if want_rejected.remove(stored.event.event_id.as_str()) {
-                    found_rejected.push(stored);
-                }
-                // Newest first: once at the mark's successor with nothing rejected left to find,
-                // everything older is settled.
-                if want_rejected.is_empty() && seq <= mark_seq + 1 {
-                    break;
-                }
-            }
-            found_rejected.reverse();
-            unsent.reverse();
-            out.extend(found_rejected);
-            out.extend(unsent);
-        }
-        Ok(out)
-    }
-}
-
-fn chain_pending(log: &EventLog, chain: &Chain) -> Result<ChainPending> {
-    let tip = log.tip_info(&chain.ref_name, chain.tip)?;
-    pending_after(log, &chain.node_id, tip.seq)
-}
-
-/// Pending summary of `node`'s chain whose tip has sequence number `tip_seq`.
-pub(crate) fn pending_after(log: &EventLog, node: &str, tip_seq: u64) -> Result<ChainPending> {
-    let (mark_seq, rejected) = match log.sync_state(node)? {
-        Some(s) => (s.record.mark_seq, s.record.rejected.len() as u64),
-        None => (0, 0),
-    };
-    Ok(ChainPending {
-        node_id: node.to_owned(),
-        total: tip_seq,
-        unsent: tip_seq.saturating_sub(mark_seq),
-        rejected,
-    })
-}
-
-fn pending_total(log: &EventLog, chains: &[Chain]) -> Result<u64> {
-    let mut total = 0;
-    for chain in chains {
-        total += chain_pending(log, chain)?.pending();
-    }
-    Ok(total)
 }

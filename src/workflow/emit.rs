@@ -111,7 +111,12 @@ impl Emitter {
         let state = EventLog::discover(dir)
             .map_err(EmitError::from)
             .and_then(|log| {
-                let origin = origin_for(&log)?;
+                let mut origin = origin_for(&log)?;
+                // New events carry the logged-in session's team (two small file reads, no
+                // network); events already recorded are never rewritten.
+                if let Some(team) = crate::sync::session::current_team(config) {
+                    origin.team_slug = team;
+                }
                 Ok(Ready {
                     log,
                     origin,

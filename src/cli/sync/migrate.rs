@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::print_json;
+use crate::cli::print_json;
 use crate::store::EventLog;
 use crate::sync::migrate::{self, MigrateOptions, MigrateReport};
 

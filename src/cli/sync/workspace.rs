@@ -1,28 +1,13 @@
-//! `spec-kitty sync …`. Today: `sync workspace`, the local operation. The server side
-//! (`sync now`, `sync status`, `sync daemon`) joins this group as further variants of
-//! [`SyncCommand`], each in its own module under `cli/sync/` or here.
+//! `spec-kitty sync workspace`: the local operation (never talks to a server).
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
+use clap::Args;
 
-use super::outcome::finish;
+use crate::cli::outcome::finish;
 use crate::workflow::sync_workspace::{self, SyncMethod};
 use crate::workflow::{Attempt, Workspace};
-
-#[derive(Debug, Subcommand)]
-pub enum SyncCommand {
-    Workspace(WorkspaceArgs),
-    Migrate(super::sync_migrate::MigrateArgs),
-}
-
-pub fn run(dir: &Path, cmd: SyncCommand) -> miette::Result<ExitCode> {
-    match cmd {
-        SyncCommand::Workspace(a) => workspace(dir, a),
-        SyncCommand::Migrate(a) => super::sync_migrate::run(dir, a),
-    }
-}
 
 /// Bring a work package's worktree up to date with the branch it builds on (local only).
 ///
@@ -50,7 +35,7 @@ pub struct WorkspaceArgs {
     json: bool,
 }
 
-fn workspace(dir: &Path, a: WorkspaceArgs) -> miette::Result<ExitCode> {
+pub fn run(dir: &Path, a: WorkspaceArgs) -> miette::Result<ExitCode> {
     let ws = Workspace::open(dir)?;
     let method = if a.merge {
         SyncMethod::Merge

@@ -1,0 +1,163 @@
+//! The one compare-and-swap loop for every ref the store writes.
+//!
+//! Appending an event and recording a sync state are the same operation: read the ref, build a
+//! new commit on what was read, and move the ref only if it still points where it did. On a
+//! lost race the caller's `build` runs again on fresh state (so a Lamport clock or a merged
+//! rejection list is always recomputed from what won), after a short random sleep that spreads
+//! racing writers out. A ref lock that nobody releases (a killed process leaves
+//! `<ref>.lock` behind) is reported as [`StoreError::Locked`] rather than retried forever.
+
+use std::time::Duration;
+
+use gix::ObjectId;
+use gix::refs::Target;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use rand::Rng;
+
+use super::log::EventLog;
+use super::{Result, StoreError};
+
+/// How many times a write re-reads and retries after losing a race before giving up.
+pub(crate) const MAX_CAS_ATTEMPTS: u32 = 500;
+
+/// How many consecutive failed attempts with an unmoved ref and an existing lock file mean the
+/// lock was left behind (each attempt waits for gix's lock timeout of about 100 ms).
+const STALE_LOCK_ATTEMPTS: u32 = 3;
+
+/// One attempt's proposal: move the ref from `expected` (None: it must not exist) to `new`.
+pub(crate) struct Proposal<T> {
+    pub expected: Option<ObjectId>,
+    pub new: ObjectId,
+    pub value: T,
+}
+
+/// What a successful swap returns: the caller's value and how many races were lost first.
+pub(crate) struct Swapped<T> {
+    pub value: T,
+    pub retries: u32,
+}
+
+/// Why one compare-and-swap did not go through.
+pub(crate) enum CasError {
+    /// Another writer moved the ref (or held its lock): re-read and retry.
+    Lost,
+    Other(StoreError),
+}
+
+impl EventLog {
+    /// Runs `build` until its proposal wins the compare-and-swap of `ref_name`.
+    ///
+    /// `build` is called with the attempt number (0 first) and must read the current state
+    /// itself: whatever it computed on a losing attempt is thrown away.
+    pub(crate) fn swap_ref<T>(
+        &self,
+        ref_name: &str,
+        reflog_message: &str,
+        mut build: impl FnMut(u32) -> Result<Proposal<T>>,
+    ) -> Result<Swapped<T>> {
+        let full: gix::refs::FullName = ref_name
+            .try_into()
+            .map_err(|e| StoreError::git(format!("naming {ref_name}"), e))?;
+        let mut retries = 0;
+        let mut stuck = 0;
+        loop {
+            let proposal = build(retries)?;
+            let expected = match proposal.expected {
+                Some(p) => PreviousValue::MustExistAndMatch(Target::Object(p)),
+                None => PreviousValue::MustNotExist,
+            };
+            let err = match self.update_ref(full.clone(), proposal.new, expected, reflog_message) {
+                Ok(()) => {
+                    return Ok(Swapped {
+                        value: proposal.value,
+                        retries,
+                    });
+                }
+                Err(e) => e,
+            };
+            retries += 1;
+            if self.ref_id(ref_name)? != proposal.expected {
+                // Lost the race: another writer moved the ref first. Re-read and retry.
+                stuck = 0;
+            } else {
+                // Nobody moved the ref: either its lock is held (briefly, by a writer that is
+                // about to move it, or forever, by a killed one) or the update failed outright.
+                let lock = self.common_dir().join(format!("{ref_name}.lock"));
+                stuck += 1;
+                if lock.exists() && stuck >= STALE_LOCK_ATTEMPTS {
+                    return Err(StoreError::Locked { path: lock });
+                }
+                if let CasError::Other(err) = err {
+                    if !lock.exists() {
+                        return Err(err);
+                    }
+                }
+            }
+            if retries >= MAX_CAS_ATTEMPTS {
+                return Err(StoreError::Contention {
+                    name: ref_name.to_owned(),
+                    attempts: retries,
+                });
+            }
+            jitter(retries);
+        }
+    }
+
+    /// One compare-and-swap of one ref.
+    fn update_ref(
+        &self,
+        name: gix::refs::FullName,
+        new: ObjectId,
+        expected: PreviousValue,
+        reflog_message: &str,
+    ) -> std::result::Result<(), CasError> {
+        let edit = RefEdit {
+            change: Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: reflog_message.into(),
+                },
+                expected,
+                new: Target::Object(new),
+            },
+            name,
+            deref: false,
+        };
+        let time = format!("{} +0000", chrono::Utc::now().timestamp());
+        let (author_name, author_email) = self.author();
+        let committer = gix::actor::SignatureRef {
+            name: author_name,
+            email: author_email,
+            time: &time,
+        };
+        match self.repo().edit_references_as(Some(edit), Some(committer)) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let lost = e.classify().is_conflict()
+                    || e.classify().can_retry()
+                    || e
+                        .downcast_any_ref::<gix::refs::file::transaction::prepare::ReferenceOutOfDate>()
+                        .is_some()
+                    || e
+                        .downcast_any_ref::<gix::refs::file::transaction::prepare::MustNotExist>()
+                        .is_some();
+                if lost {
+                    Err(CasError::Lost)
+                } else {
+                    Err(CasError::Other(StoreError::git(
+                        "updating a spec-kitty ref",
+                        e,
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps a random, slowly growing time so that racing writers spread out.
+fn jitter(attempt: u32) {
+    let cap_us = 200 + 100 * u64::from(attempt.min(50));
+    let us = rand::rng().random_range(0..cap_us);
+    std::thread::sleep(Duration::from_micros(us));
+}

@@ -1,0 +1,310 @@
+//! Pending accounting: the one home of "what the server has not settled yet".
+//!
+//! For every chain, pending = the events after its sync state's mark (never sent, or sent but
+//! not answered) ∪ the events at or before the mark that the server rejected. A
+//! [`PendingRange`] is that set for one chain; [`settle`] is the one rule that turns a server's
+//! answers into the next rejected list (previous rejections kept, a re-rejection counted).
+
+use std::collections::{HashMap, HashSet};
+
+use gix::ObjectId;
+use serde::Serialize;
+
+use super::Result;
+use super::log::{Chain, EventLog, StoredEvent};
+use super::message::RejectedEvent;
+use super::sync_state::SyncState;
+
+/// The pending events of one chain, described by its tip and its sync state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRange {
+    pub node_id: String,
+    /// The chain's tip, when the chain exists.
+    pub tip: Option<ObjectId>,
+    /// `Seq` of the tip: how many events the chain holds.
+    pub tip_seq: u64,
+    /// The sync state, when the chain has ever been synced.
+    pub state: Option<SyncState>,
+}
+
+/// Pending summary of one chain (what `events pending` and `sync status` print).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainPending {
+    pub node_id: String,
+    /// Events on the chain.
+    pub total: u64,
+    /// Events after the mark (never sent or not yet answered).
+    pub unsent: u64,
+    /// Events at or before the mark that the server rejected.
+    pub rejected: u64,
+}
+
+impl ChainPending {
+    pub fn pending(&self) -> u64 {
+        self.unsent + self.rejected
+    }
+}
+
+/// What the server answered for one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `success` or `duplicate`: the server has it.
+    Settled,
+    /// `rejected`, with the server's error text.
+    Rejected(String),
+}
+
+/// One answered event: where it is on its chain and what the server said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    pub event_id: String,
+    pub commit: ObjectId,
+    pub seq: u64,
+    pub answer: Answer,
+}
+
+/// The result of applying answers to a previous rejected list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settlement {
+    /// The rejected list after these answers, oldest rejection first.
+    pub rejected: Vec<RejectedEvent>,
+    /// How many of the answers settled an event.
+    pub acknowledged: u64,
+}
+
+/// Applies `answers` to the `previous` rejected list: a settled event leaves it, a rejected one
+/// joins it with retry count 1 or, when it was already there, with its count + 1 and the new
+/// error; every other previous rejection is kept as it was. Nothing is ever forgotten.
+pub fn settle(previous: &[RejectedEvent], answers: &[Answered]) -> Settlement {
+    let mut by_id: HashMap<&str, &Answer> = HashMap::new();
+    for a in answers {
+        by_id.insert(a.event_id.as_str(), &a.answer);
+    }
+    let mut out = Settlement::default();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for r in previous {
+        seen.insert(r.event_id.as_str());
+        match by_id.get(r.event_id.as_str()) {
+            None => out.rejected.push(r.clone()),
+            Some(Answer::Settled) => {}
+            Some(Answer::Rejected(error)) => out.rejected.push(RejectedEvent {
+                event_id: r.event_id.clone(),
+                retry_count: r.retry_count.saturating_add(1),
+                error: error.clone(),
+            }),
+        }
+    }
+    for a in answers {
+        match &a.answer {
+            Answer::Settled => out.acknowledged += 1,
+            Answer::Rejected(error) if seen.insert(a.event_id.as_str()) => {
+                out.rejected.push(RejectedEvent {
+                    event_id: a.event_id.clone(),
+                    retry_count: 1,
+                    error: error.clone(),
+                });
+            }
+            Answer::Rejected(_) => {}
+        }
+    }
+    out
+}
+
+impl PendingRange {
+    /// The pending range of `node`'s chain whose tip is `tip` with sequence number `tip_seq`.
+    pub(crate) fn of(
+        log: &EventLog,
+        node: &str,
+        tip: Option<ObjectId>,
+        tip_seq: u64,
+    ) -> Result<PendingRange> {
+        Ok(PendingRange {
+            node_id: node.to_owned(),
+            tip,
+            tip_seq,
+            state: log.sync_state(node)?,
+        })
+    }
+
+    /// `Seq` of the mark (0 when never synced).
+    pub fn mark_seq(&self) -> u64 {
+        self.state.as_ref().map_or(0, |s| s.mark_seq)
+    }
+
+    /// The rejected list of the sync state.
+    pub fn rejected(&self) -> &[RejectedEvent] {
+        self.state.as_ref().map_or(&[], |s| &s.record.rejected)
+    }
+
+    /// Events after the mark.
+    pub fn unsent(&self) -> u64 {
+        self.tip_seq.saturating_sub(self.mark_seq())
+    }
+
+    /// Every pending event of the chain: unsent plus rejected.
+    pub fn pending(&self) -> u64 {
+        self.unsent() + self.rejected().len() as u64
+    }
+
+    pub fn summary(&self) -> ChainPending {
+        ChainPending {
+            node_id: self.node_id.clone(),
+            total: self.tip_seq,
+            unsent: self.unsent(),
+            rejected: self.rejected().len() as u64,
+        }
+    }
+
+    /// The pending events themselves, oldest first (rejected ones, then unsent ones). Reads
+    /// the chain back from its tip only as far as it must.
+    pub fn events(&self, log: &EventLog) -> Result<Vec<StoredEvent>> {
+        let Some(tip) = self.tip else {
+            return Ok(Vec::new());
+        };
+        let chain = Chain {
+            node_id: self.node_id.clone(),
+            ref_name: EventLog::chain_ref(&self.node_id),
+            tip,
+        };
+        let mark_seq = self.mark_seq();
+        let mut want_rejected: HashSet<&str> = self
+            .rejected()
+            .iter()
+            .map(|r| r.event_id.as_str())
+            .collect();
+        let mut unsent = Vec::new();
+        let mut found_rejected = Vec::new();
+        for item in log.walk(&chain) {
+            let stored = item?;
+            let seq = stored.seq;
+            if seq > mark_seq {
+                unsent.push(stored);
+            } else if want_rejected.remove(stored.event.event_id.as_str()) {
+                found_rejected.push(stored);
+            }
+            // Newest first: once at the mark's successor with nothing rejected left to find,
+            // everything older is settled.
+            if want_rejected.is_empty() && seq <= mark_seq + 1 {
+                break;
+            }
+        }
+        found_rejected.reverse();
+        unsent.reverse();
+        found_rejected.extend(unsent);
+        Ok(found_rejected)
+    }
+}
+
+impl EventLog {
+    /// The pending range of every chain, in node order, in O(chains): read from the tips'
+    /// `Seq` trailers and the sync states, never by walking history.
+    pub fn pending_ranges(&self) -> Result<Vec<PendingRange>> {
+        let mut out = Vec::new();
+        for chain in self.chains()? {
+            let tip = self.tip_info(&chain.ref_name, chain.tip)?;
+            out.push(PendingRange::of(
+                self,
+                &chain.node_id,
+                Some(chain.tip),
+                tip.seq,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// Pending counts for every chain.
+    pub fn pending_by_chain(&self) -> Result<Vec<ChainPending>> {
+        Ok(self
+            .pending_ranges()?
+            .iter()
+            .map(PendingRange::summary)
+            .collect())
+    }
+
+    /// Total pending events in the repository.
+    pub fn pending_count(&self) -> Result<u64> {
+        Ok(self
+            .pending_ranges()?
+            .iter()
+            .map(PendingRange::pending)
+            .sum())
+    }
+
+    /// Every pending event, oldest first per chain, chains in node order.
+    pub fn pending_events(&self) -> Result<Vec<StoredEvent>> {
+        let mut out = Vec::new();
+        for range in self.pending_ranges()? {
+            out.extend(range.events(self)?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(id: &str, seq: u64, answer: Answer) -> Answered {
+        Answered {
+            event_id: id.into(),
+            commit: ObjectId::null(gix::hash::Kind::Sha1),
+            seq,
+            answer,
+        }
+    }
+
+    fn rejected(id: &str, retry_count: u32, error: &str) -> RejectedEvent {
+        RejectedEvent {
+            event_id: id.into(),
+            retry_count,
+            error: error.into(),
+        }
+    }
+
+    #[test]
+    fn a_first_rejection_counts_one_and_keeps_the_error() {
+        let s = settle(
+            &[],
+            &[
+                answered("A", 1, Answer::Settled),
+                answered("B", 2, Answer::Rejected("missing field".into())),
+            ],
+        );
+        assert_eq!(s.acknowledged, 1);
+        assert_eq!(s.rejected, vec![rejected("B", 1, "missing field")]);
+    }
+
+    #[test]
+    fn previous_rejections_survive_a_sync_that_did_not_resend_them() {
+        let previous = vec![rejected("B", 2, "old")];
+        let s = settle(&previous, &[answered("C", 3, Answer::Settled)]);
+        assert_eq!(s.rejected, previous);
+        assert_eq!(s.acknowledged, 1);
+    }
+
+    #[test]
+    fn a_re_rejection_bumps_the_count_and_takes_the_new_error() {
+        let previous = vec![rejected("B", 2, "old"), rejected("D", 1, "other")];
+        let s = settle(
+            &previous,
+            &[
+                answered("B", 2, Answer::Rejected("new".into())),
+                answered("D", 4, Answer::Settled),
+            ],
+        );
+        assert_eq!(s.rejected, vec![rejected("B", 3, "new")]);
+        assert_eq!(s.acknowledged, 1);
+    }
+
+    #[test]
+    fn an_event_answered_twice_in_one_report_is_listed_once() {
+        let s = settle(
+            &[],
+            &[
+                answered("B", 2, Answer::Rejected("x".into())),
+                answered("B", 2, Answer::Rejected("x".into())),
+            ],
+        );
+        assert_eq!(s.rejected.len(), 1);
+    }
+}

@@ -1,0 +1,75 @@
+//! The preflight every egress path runs first (`sync now` today, the live-sync daemon later):
+//! read-only, no network. It answers "may this repository's events go to this server now?"
+
+use std::path::Path;
+
+use super::config::ClientConfig;
+use super::credentials::{CredentialStore, Credentials};
+use super::error::SyncError;
+use super::session::server_url;
+use crate::project::identity;
+use crate::store::EventLog;
+use crate::workflow::emit::main_worktree_root;
+
+/// What the preflight established.
+#[derive(Debug)]
+pub struct Cleared {
+    pub server_url: String,
+    pub credentials: Credentials,
+    pub store: CredentialStore,
+    pub project_uuid: String,
+    /// Warnings that do not stop a sync (one line each).
+    pub warnings: Vec<String>,
+}
+
+/// Checks, in order: a server is configured (and its URL is valid), this user is logged in to
+/// it, the project has an identity, and every chain's sync state was recorded for this same
+/// server and team (a chain synced elsewhere is refused, naming both and the fix).
+pub fn preflight(log: &EventLog, config: &ClientConfig) -> Result<Cleared, SyncError> {
+    let url = server_url(config)?;
+    let store = CredentialStore::from_env()?;
+    let credentials = store.load(&url)?.ok_or_else(|| SyncError::NotLoggedIn {
+        server: url.clone(),
+    })?;
+    let project_uuid = project_uuid(log)?;
+    for range in log.pending_ranges()? {
+        let Some(state) = &range.state else { continue };
+        let r = &state.record;
+        if r.server_url != url || r.team != credentials.team_slug {
+            return Err(SyncError::ServerMismatch {
+                node: range.node_id.clone(),
+                recorded_server: r.server_url.clone(),
+                recorded_team: r.team.clone(),
+                server: url,
+                team: credentials.team_slug,
+            });
+        }
+    }
+    let warnings = legacy_queue_warnings(&project_uuid);
+    Ok(Cleared {
+        server_url: url,
+        credentials,
+        store,
+        project_uuid,
+        warnings,
+    })
+}
+
+/// The project's UUID from `.kittify/config.yaml` (this worktree's, else the main checkout's).
+fn project_uuid(log: &EventLog) -> Result<String, SyncError> {
+    let worktree = log.repo().workdir().map(Path::to_path_buf);
+    let main = main_worktree_root(log.common_dir()).or_else(|| worktree.clone());
+    for root in [worktree, main].into_iter().flatten() {
+        if let Some(id) = identity::read(&root.join(identity::CONFIG_RELATIVE))? {
+            return Ok(id.uuid);
+        }
+    }
+    Err(SyncError::NoProject)
+}
+
+/// The call point for the warning about a Python-era offline queue that still holds rows of
+/// this project (`spec-kitty sync migrate` carries them into the event log). The migrate
+/// command's module provides the check; until it lands there is nothing to warn about.
+pub fn legacy_queue_warnings(_project_uuid: &str) -> Vec<String> {
+    Vec::new()
+}
