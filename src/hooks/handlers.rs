@@ -249,14 +249,15 @@ fn squash_commit(ws: &Workspace) -> Option<Handled> {
     let note = std::fs::read_to_string(&path).ok()?;
     let _ = std::fs::remove_file(&path);
     let mut parts = note.split_whitespace();
-    let (tip, base) = (parts.next()?, parts.next()?);
+    let hex = |s: &str| gix::ObjectId::from_hex(s.as_bytes()).ok();
+    let (tip, base) = (hex(parts.next()?)?, hex(parts.next()?)?);
     let reflog_len: u64 = parts.next()?.parse().ok()?;
     let head = ws.log().repo().head_commit().ok()?;
     let parent = head.parent_ids().next()?;
     let not_it = Some(Ok(Some(
         "a squash was noted, but this commit is not its commit",
     )));
-    if parent.to_string() != base {
+    if parent != base {
         return not_it;
     }
     if let Some(moves) = reflog_lines_after(&ws.git_dir().join("logs/HEAD"), reflog_len)
@@ -267,7 +268,7 @@ fn squash_commit(ws: &Workspace) -> Option<Handled> {
     let branches = ws.log().refs_under("refs/heads/").ok()?;
     let merged = branches.into_iter().find_map(|(name, id)| {
         let short = name.strip_prefix("refs/heads/")?;
-        (id.to_string() == tip && parse_wp_branch(short).is_some()).then(|| short.to_owned())
+        (id == tip && parse_wp_branch(short).is_some()).then(|| short.to_owned())
     })?;
     Some(merged_into_head(ws, &merged))
 }

@@ -143,7 +143,7 @@ fn effect(loc: &HooksLocation, root: &Path, hook: &str) -> Effect {
 }
 
 /// The lefthook config files in the worktree `root`.
-fn lefthook_configs(root: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+pub(super) fn lefthook_configs(root: &Path) -> impl Iterator<Item = PathBuf> + '_ {
     [
         "lefthook.yml",
         ".lefthook.yml",
