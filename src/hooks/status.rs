@@ -270,12 +270,12 @@ fn hook_report(
             });
             (HookState::Installed, note)
         }
-        Err(why)
+        Err(_)
             if !same_dir(&loc.default_dir, &loc.dir)
                 && files::is_stub(&loc.default_dir.join(name)) =>
         {
             let note = format!(
-                "installed in {}, but core.hooksPath makes git run hooks from {} ({why})",
+                "installed in {}, but core.hooksPath makes git run hooks from {}",
                 loc.default_dir.display(),
                 loc.dir.display()
             );
