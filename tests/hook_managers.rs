@@ -184,13 +184,21 @@ fn lefthook_install_without_our_config_is_reported_not_installed() {
         "post-commit:\n  commands:\n    hello:\n      run: 'true'\n",
         "lefthook",
     );
+    run_manager(&p, &lefthook, &p.root, &["install"]);
     p.ok(&["hooks", "install"]);
+    assert!(
+        p.root
+            .join(".git/hooks/.spec-kitty-chained/post-commit")
+            .is_file()
+    );
     run_manager(&p, &lefthook, &p.root, &["install"]);
     assert!(p.root.join(".git/hooks/post-commit.old").is_file());
     let report = p.hooks_status_in(&p.root);
     assert_ne!(state_of(&report, "post-commit"), "installed", "{report}");
     let note = report["hooks"][0]["note"].as_str().unwrap();
     assert!(note.contains("post-commit.old"), "{note}");
+    // Nothing runs the hook chained next to the stub lefthook replaced: not reported.
+    assert!(report["hooks"][0]["chained"].is_null(), "{report}");
     assert!(report["advice"][0].as_str().unwrap().contains("run: '"));
 }
 

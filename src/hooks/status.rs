@@ -238,12 +238,18 @@ fn hook_report(
         .filter_map(|p| files::read(p))
         .find(|t| files::kind(t) == Kind::Stub);
     let binary = stub_text.as_deref().and_then(files::stub_binary);
-    let chained = [
-        chained_path(&loc.dir, name),
-        old_chained_path(&loc.dir, name),
-    ]
-    .into_iter()
-    .find(|p| files::occupied(p));
+    // Only the stub git runs chains a hook (an older stub runs `<hook>.spec-kitty-chained`);
+    // one left next to a manager's script that replaced the stub runs nowhere.
+    let chained = files::read(&path)
+        .filter(|t| files::kind(t) == Kind::Stub)
+        .and_then(|t| {
+            let runs = if t.contains("\"$0.spec-kitty-chained\"") {
+                old_chained_path(&loc.dir, name)
+            } else {
+                chained_path(&loc.dir, name)
+            };
+            files::occupied(&runs).then_some(runs)
+        });
     let elsewhere: Vec<String> = per_worktree
         .iter()
         .filter(|(w, _)| !same_dir(w, &loc.worktree_root))
