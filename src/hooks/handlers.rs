@@ -69,10 +69,16 @@ pub fn run(hook: &str, args: &[String], dir: &Path) -> Result<HookOutcome, Workf
     let repo_dir = repo_dir(dir, git_dir_env.as_deref());
     // A stub in a hooks directory shared by every repository (`hooks install --shared`) runs
     // everywhere: outside a spec-kitty project it does nothing (and creates no identity).
-    match EventLog::discover(&repo_dir) {
-        Ok(log) if Location::of(&log, &repo_dir).has_project() => {}
-        Ok(_) => return Ok(HookOutcome::Skipped("no spec-kitty project here")),
-        Err(_) => return Ok(HookOutcome::Skipped("not inside a repository")),
+    // Told by the files alone when possible (a hook stays cheap), else by opening the repo.
+    let has_project = match git_dir.as_deref().and_then(project_from_files) {
+        Some(known) => known,
+        None => match EventLog::discover(&repo_dir) {
+            Ok(log) => Location::of(&log, &repo_dir).has_project(),
+            Err(_) => return Ok(HookOutcome::Skipped("not inside a repository")),
+        },
+    };
+    if !has_project {
+        return Ok(HookOutcome::Skipped("no spec-kitty project here"));
     }
     let ws = Workspace::open(&repo_dir)?;
     let outcome = match hook {
@@ -249,14 +255,15 @@ fn squash_commit(ws: &Workspace) -> Option<Handled> {
     let note = std::fs::read_to_string(&path).ok()?;
     let _ = std::fs::remove_file(&path);
     let mut parts = note.split_whitespace();
-    let (tip, base) = (parts.next()?, parts.next()?);
+    let hex = |s: &str| gix::ObjectId::from_hex(s.as_bytes()).ok();
+    let (tip, base) = (hex(parts.next()?)?, hex(parts.next()?)?);
     let reflog_len: u64 = parts.next()?.parse().ok()?;
     let head = ws.log().repo().head_commit().ok()?;
     let parent = head.parent_ids().next()?;
     let not_it = Some(Ok(Some(
         "a squash was noted, but this commit is not its commit",
     )));
-    if parent.to_string() != base {
+    if parent != base {
         return not_it;
     }
     if let Some(moves) = reflog_lines_after(&ws.git_dir().join("logs/HEAD"), reflog_len)
@@ -267,7 +274,7 @@ fn squash_commit(ws: &Workspace) -> Option<Handled> {
     let branches = ws.log().refs_under("refs/heads/").ok()?;
     let merged = branches.into_iter().find_map(|(name, id)| {
         let short = name.strip_prefix("refs/heads/")?;
-        (id.to_string() == tip && parse_wp_branch(short).is_some()).then(|| short.to_owned())
+        (id == tip && parse_wp_branch(short).is_some()).then(|| short.to_owned())
     })?;
     Some(merged_into_head(ws, &merged))
 }
@@ -305,6 +312,23 @@ fn git_dir_of(dir: &Path, git_dir_env: Option<&OsStr>) -> Option<PathBuf> {
     }
     let text = std::fs::read_to_string(&dot_git).ok()?;
     Some(dir.join(text.strip_prefix("gitdir:")?.trim()))
+}
+
+/// Whether the repository of the worktree git dir `git_dir` holds a spec-kitty project, from
+/// the files alone: its common dir (`commondir` of a linked worktree, else itself) is
+/// `<main checkout>/.git`, and the main checkout has `kitty-specs/` or `.kittify/`. `None`
+/// when the layout is another (a bare repository, a separate git dir).
+fn project_from_files(git_dir: &Path) -> Option<bool> {
+    let common = match std::fs::read_to_string(git_dir.join("commondir")) {
+        Ok(rel) => git_dir.join(rel.trim()),
+        Err(_) => git_dir.to_path_buf(),
+    };
+    let common = std::fs::canonicalize(&common).ok()?;
+    if common.file_name()? != ".git" || !common.join("HEAD").is_file() {
+        return None;
+    }
+    let main = common.parent()?;
+    Some(main.join("kitty-specs").is_dir() || main.join(".kittify").is_dir())
 }
 
 /// The branch the HEAD file of `git_dir` names: `Some("")` for a detached HEAD; `None` when
@@ -379,6 +403,24 @@ mod tests {
         assert_eq!(abs, git);
         assert_eq!(repo_dir(&wt, Some(git.as_os_str())), git);
         assert_eq!(repo_dir(&wt, None), wt);
+    }
+
+    #[test]
+    fn tells_a_project_from_the_files_of_main_and_linked_worktrees() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = dir.path().join(".git");
+        let linked = git.join("worktrees/wt");
+        std::fs::create_dir_all(&linked).unwrap();
+        std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(linked.join("commondir"), "../..\n").unwrap();
+        assert_eq!(project_from_files(&git), Some(false));
+        assert_eq!(project_from_files(&linked), Some(false));
+        std::fs::create_dir(dir.path().join("kitty-specs")).unwrap();
+        assert_eq!(project_from_files(&git), Some(true));
+        assert_eq!(project_from_files(&linked), Some(true));
+        let bare = dir.path().join("bare.git");
+        std::fs::create_dir(&bare).unwrap();
+        assert_eq!(project_from_files(&bare), None);
     }
 
     #[test]

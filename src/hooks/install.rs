@@ -14,8 +14,8 @@ use std::path::Path;
 
 use super::files::{self, Kind, chained_path, old_chained_path, shell_quote};
 pub use super::location::{ConfigScope, HooksLocation, HooksPathOrigin, Manager, locate};
-use super::status::status_with;
 pub use super::status::{HookReport, HookState, HooksReport, WorktreeHooks, hook_command, status};
+use super::status::{lefthook_configs, status_with};
 use super::{BIN_PLACEHOLDER, CHAINED_DIR, HOOK_NAMES, HooksError, stub_template};
 
 /// Whether `install` may write into a hooks directory shared by every repository (one that
@@ -54,9 +54,22 @@ pub fn install(dir: &Path, binary: &Path, shared: SharedDir) -> Result<HooksRepo
     }
     std::fs::create_dir_all(&loc.dir).map_err(|e| HooksError::io("create", &loc.dir, e))?;
     for name in HOOK_NAMES {
+        if lefthook_calls_us(&loc, name) {
+            // lefthook runs spec-kitty from its config: a stub on top would only run it twice,
+            // and `lefthook install` would rename it anyway.
+            clear_leftovers(&loc.dir, name)?;
+            continue;
+        }
         install_one(&loc.dir, name, &binary)?;
     }
     status_with(loc, Some(&binary))
+}
+
+/// Whether git runs lefthook's script for `name` and lefthook's config calls spec-kitty.
+fn lefthook_calls_us(loc: &HooksLocation, name: &str) -> bool {
+    files::read(&loc.dir.join(name)).is_some_and(|t| files::kind(&t) == Kind::Lefthook)
+        && lefthook_configs(&loc.worktree_root)
+            .any(|c| files::read(&c).is_some_and(|t| files::calls_us(&t, name)))
 }
 
 /// Installs the stub of `name` in `dir`.
@@ -70,7 +83,11 @@ fn install_one(dir: &Path, name: &str, binary: &str) -> Result<(), HooksError> {
     if files::read(&path).is_some_and(|t| files::kind(&t) == Kind::PreCommit)
         && files::is_stub(&legacy)
     {
-        // pre-commit kept our stub as `<hook>.legacy` and runs it: refresh it there.
+        // pre-commit kept our stub as `<hook>.legacy` and runs it: refresh it there. A copy
+        // of pre-commit's script chained by an earlier install is a leftover.
+        if files::identical(&path, &chained) {
+            files::remove(&chained)?;
+        }
         return files::write_executable(&legacy, &stub);
     }
     if files::occupied(&path) && !files::is_stub(&path) {

@@ -143,7 +143,7 @@ fn effect(loc: &HooksLocation, root: &Path, hook: &str) -> Effect {
 }
 
 /// The lefthook config files in the worktree `root`.
-fn lefthook_configs(root: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+pub(super) fn lefthook_configs(root: &Path) -> impl Iterator<Item = PathBuf> + '_ {
     [
         "lefthook.yml",
         ".lefthook.yml",
@@ -238,12 +238,18 @@ fn hook_report(
         .filter_map(|p| files::read(p))
         .find(|t| files::kind(t) == Kind::Stub);
     let binary = stub_text.as_deref().and_then(files::stub_binary);
-    let chained = [
-        chained_path(&loc.dir, name),
-        old_chained_path(&loc.dir, name),
-    ]
-    .into_iter()
-    .find(|p| files::occupied(p));
+    // Only the stub git runs chains a hook (an older stub runs `<hook>.spec-kitty-chained`);
+    // one left next to a manager's script that replaced the stub runs nowhere.
+    let chained = files::read(&path)
+        .filter(|t| files::kind(t) == Kind::Stub)
+        .and_then(|t| {
+            let runs = if t.contains("\"$0.spec-kitty-chained\"") {
+                old_chained_path(&loc.dir, name)
+            } else {
+                chained_path(&loc.dir, name)
+            };
+            files::occupied(&runs).then_some(runs)
+        });
     let elsewhere: Vec<String> = per_worktree
         .iter()
         .filter(|(w, _)| !same_dir(w, &loc.worktree_root))
@@ -270,12 +276,12 @@ fn hook_report(
             });
             (HookState::Installed, note)
         }
-        Err(why)
+        Err(_)
             if !same_dir(&loc.default_dir, &loc.dir)
                 && files::is_stub(&loc.default_dir.join(name)) =>
         {
             let note = format!(
-                "installed in {}, but core.hooksPath makes git run hooks from {} ({why})",
+                "installed in {}, but core.hooksPath makes git run hooks from {}",
                 loc.default_dir.display(),
                 loc.dir.display()
             );
