@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, JsonBody};
-use super::store::{RefreshOutcome, unix_now};
+use super::store::{RefreshOutcome, WsTokenOwner, unix_now};
 use super::{AppState, ClientAddr};
 
 /// Environment variable that supplies the JWT signing secret instead of the secret file.
@@ -153,8 +153,15 @@ struct Claims {
     sub: String,
     team: String,
     iat: i64,
+    /// Not before: equal to `iat`; checked, so a token minted "in the future" is refused.
+    #[serde(default)]
+    nbf: i64,
     exp: i64,
     typ: String,
+    /// The login session (refresh-token family), so that revoking it reaches the WebSockets
+    /// opened with the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 
 /// The caller of an authenticated endpoint, from a valid access token.
@@ -162,6 +169,8 @@ struct Claims {
 pub struct AuthUser {
     pub username: String,
     pub team_slug: String,
+    /// The login session the token belongs to, when known.
+    pub session: Option<String>,
 }
 
 impl FromRequestParts<Arc<AppState>> for AuthUser {
@@ -175,6 +184,7 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
             .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         let data = jsonwebtoken::decode::<Claims>(token, &state.keys.decoding, &validation)
             .map_err(|_| ApiError::Unauthorized("invalid or expired access token".into()))?;
         if data.claims.typ != "access" {
@@ -183,12 +193,15 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
         // One indexed read per request makes `user disable` take effect at once instead of
         // when the access token expires.
         let (st, name) = (state.clone(), data.claims.sub.clone());
-        if !tokio::task::spawn_blocking(move || st.store.user_active(&name)).await?? {
-            return Err(ApiError::Unauthorized("the account is disabled".into()));
+        match tokio::task::spawn_blocking(move || st.store.user_disabled(&name)).await?? {
+            Some(false) => {}
+            Some(true) => return Err(ApiError::Unauthorized("the account is disabled".into())),
+            None => return Err(ApiError::Unauthorized("invalid access token".into())),
         }
         Ok(AuthUser {
             username: data.claims.sub,
             team_slug: data.claims.team,
+            session: data.claims.sid,
         })
     }
 }
@@ -246,13 +259,20 @@ pub async fn login(
         return Err(ApiError::Unauthorized(INVALID_LOGIN.into()));
     };
     let refresh = random_token();
-    let family = ulid::Ulid::new().to_string();
+    let family_id = ulid::Ulid::new().to_string();
     let expires = unix_now() + state.config.refresh_lifetime as i64;
     let (st, hash, name) = (state.clone(), token_hash(&refresh), user.username.clone());
+    let family = family_id.clone();
     tokio::task::spawn_blocking(move || st.store.create_session(&family, &name, &hash, expires))
         .await??;
     tracing::info!(username = %user.username, "login");
-    Ok(Json(issue(&state, user.username, user.team_slug, refresh)?))
+    Ok(Json(issue(
+        &state,
+        user.username,
+        user.team_slug,
+        family_id,
+        refresh,
+    )?))
 }
 
 /// `POST /api/v1/token/refresh/`
@@ -270,7 +290,14 @@ pub async fn refresh(
         RefreshOutcome::Rotated {
             username,
             team_slug,
-        } => Ok(Json(issue(&state, username, team_slug, new_refresh)?)),
+            family_id,
+        } => Ok(Json(issue(
+            &state,
+            username,
+            team_slug,
+            family_id,
+            new_refresh,
+        )?)),
         RefreshOutcome::ReuseDetected => {
             tracing::warn!("reuse of a rotated refresh token; session revoked");
             Err(ApiError::Unauthorized(
@@ -287,6 +314,7 @@ fn issue(
     state: &AppState,
     username: String,
     team_slug: String,
+    session: String,
     refresh: String,
 ) -> Result<TokenPair, ApiError> {
     let now = unix_now();
@@ -294,8 +322,10 @@ fn issue(
         sub: username,
         team: team_slug.clone(),
         iat: now,
+        nbf: now,
         exp: now + state.config.access_lifetime as i64,
         typ: "access".into(),
+        sid: Some(session),
     };
     let access = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -326,11 +356,12 @@ pub async fn ws_token(
     let hash = token_hash(&token);
     let expires = unix_now() + state.config.ws_token_lifetime as i64;
     let st = state.clone();
-    tokio::task::spawn_blocking(move || {
-        st.store
-            .add_ws_token(&hash, &user.username, &user.team_slug, expires)
-    })
-    .await??;
+    let owner = WsTokenOwner {
+        username: user.username,
+        team_slug: user.team_slug,
+        session: user.session,
+    };
+    tokio::task::spawn_blocking(move || st.store.add_ws_token(&hash, &owner, expires)).await??;
     Ok(Json(WsToken { ws_token: token }))
 }
 
@@ -345,6 +376,7 @@ pub async fn consume_ws_token(
     Ok(owner.map(|o| AuthUser {
         username: o.username,
         team_slug: o.team_slug,
+        session: o.session,
     }))
 }
 
@@ -355,7 +387,11 @@ pub async fn logout(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let hash = token_hash(&req.refresh);
     let st = state.clone();
-    tokio::task::spawn_blocking(move || st.store.revoke_session(&hash)).await??;
+    if let Some(session) =
+        tokio::task::spawn_blocking(move || st.store.revoke_session(&hash)).await??
+    {
+        state.fanout.revoke_session(&session);
+    }
     Ok(Json(serde_json::json!({"status": "ok"})))
 }
 

@@ -2,7 +2,8 @@
 //!
 //! * [`store`]: the embedded SQLite database (events, dedup, board, accounts).
 //! * [`auth`]: login, token rotation, ws tokens, rate limiting.
-//! * [`batch`], [`pull`], [`ws`]: the sync endpoints; all incoming events go through [`ingest`].
+//! * [`batch`], [`pull`], [`ws`]: the sync endpoints; all incoming events go through [`ingest`]
+//!   (parsed with bounds by [`envelope`]), which publishes new ones on the [`fanout`].
 //! * [`admin`]: what the administration subcommands do.
 //! * [`tls`]: rustls (ring) listener.
 //!
@@ -11,7 +12,10 @@
 pub mod admin;
 pub mod auth;
 pub mod batch;
+pub mod envelope;
 pub mod error;
+pub mod fanout;
+pub mod housekeeping;
 pub mod ingest;
 pub mod pull;
 pub mod store;
@@ -37,9 +41,9 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use auth::{AuthError, Keys, LoginLimiter};
+use fanout::Fanout;
 use store::{Store, StoreError};
 use tls::{TlsError, TlsListener};
-use ws::Hub;
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -111,7 +115,8 @@ pub struct AppState {
     pub config: ServerConfig,
     pub keys: Keys,
     pub limiter: LoginLimiter,
-    pub hub: Hub,
+    /// Live subscribers of each team's new events (WebSockets, the dashboard).
+    pub fanout: Fanout,
     /// Batches being decompressed, validated and stored at once. Bounds memory (each may
     /// inflate to `max_decompressed_bytes`) and keeps the blocking pool from thrashing.
     pub batch_slots: tokio::sync::Semaphore,
@@ -175,7 +180,7 @@ impl Server {
             config,
             keys,
             limiter,
-            hub: Hub::default(),
+            fanout: Fanout::default(),
             batch_slots: tokio::sync::Semaphore::new(batch_slots()),
             shutdown,
         });
@@ -212,6 +217,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let app = router(self.state.clone());
+        tokio::spawn(housekeeping::run(self.state.clone()));
         let tx = self.shutdown_tx;
         let mut fired = tx.subscribe();
         let signal = async move {
