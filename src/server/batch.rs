@@ -83,7 +83,11 @@ fn too_large_body(max: usize) -> ApiError {
 }
 
 async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, max).await.map_err(|e| {
+    let read = axum::body::to_bytes(body, max);
+    let read = tokio::time::timeout(super::error::BODY_TIMEOUT, read)
+        .await
+        .map_err(|_| super::error::body_timeout())?;
+    read.map_err(|e| {
         // `to_bytes` reports both an exceeded limit and a broken connection; only the first is
         // the client's fault, and after the second nobody reads the answer anyway.
         let text = format!("{e:?} {e}");

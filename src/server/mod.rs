@@ -1,7 +1,7 @@
 //! `spec-kitty-server`: the self-hostable team sync server (PROTOCOL.md).
 //!
 //! * [`store`]: the embedded SQLite database (events, dedup, board, accounts).
-//! * [`auth`]: login, token rotation, ws tokens, rate limiting.
+//! * [`auth`]: tokens (access, rotating refresh, ws); [`login`]: password checks, rate limited.
 //! * [`batch`], [`pull`], [`ws`]: the sync endpoints; all incoming events go through [`ingest`]
 //!   (parsed with bounds by [`envelope`]), which publishes new ones on the [`fanout`].
 //! * [`admin`]: what the administration subcommands do.
@@ -17,6 +17,7 @@ pub mod error;
 pub mod fanout;
 pub mod housekeeping;
 pub mod ingest;
+pub mod login;
 pub mod pull;
 pub mod store;
 pub mod tls;
@@ -40,8 +41,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use auth::{AuthError, Keys, LoginLimiter};
+use auth::{AuthError, Keys};
 use fanout::Fanout;
+use login::{HashSlots, LimiterConfig, LoginLimiter};
 use store::{Store, StoreError};
 use tls::{TlsError, TlsListener};
 
@@ -66,7 +68,8 @@ pub struct ServerConfig {
     pub max_decompressed_bytes: usize,
     /// Cap on the raw request body of a batch.
     pub max_body_bytes: usize,
-    /// Failed logins per username or client address within `login_window` before 429.
+    /// Failed logins per (username, client address) within `login_window` before 429; the
+    /// per-user backoff starts after as many, the per-address limit is ten times as many.
     pub login_max_failures: usize,
     pub login_window: Duration,
 }
@@ -115,6 +118,8 @@ pub struct AppState {
     pub config: ServerConfig,
     pub keys: Keys,
     pub limiter: LoginLimiter,
+    /// The password-hashing slots every login path verifies in.
+    pub hash_slots: HashSlots,
     /// Live subscribers of each team's new events (WebSockets, the dashboard).
     pub fanout: Fanout,
     /// Batches being decompressed, validated and stored at once. Bounds memory (each may
@@ -174,12 +179,17 @@ impl Server {
             None => Listening::Plain(tcp),
         };
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let limiter = LoginLimiter::new(config.login_max_failures, config.login_window);
+        let limiter = LoginLimiter::new(LimiterConfig {
+            max_failures: config.login_max_failures,
+            window: config.login_window,
+            max_keys: login::MAX_KEYS,
+        });
         let state = Arc::new(AppState {
             store,
             config,
             keys,
             limiter,
+            hash_slots: HashSlots::per_core(),
             fanout: Fanout::default(),
             batch_slots: tokio::sync::Semaphore::new(batch_slots()),
             shutdown,
