@@ -77,11 +77,35 @@ struct ServeArgs {
     #[arg(long, default_value_t = 10, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     login_max_failures: u64,
+    /// Seconds a connection gets to finish its TLS handshake and then to send each request
+    /// head (1 to 3600); slow or silent connections are closed after it.
+    #[arg(long, default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a keep-alive connection may wait for its next request (1 to 3600).
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_timeout: u64,
+    /// Open connections in total, WebSockets included [default: 4096, or the open-files
+    /// limit minus 64 when lower]. At the cap the oldest idle connection is closed to make
+    /// room; when none is idle the new one is refused.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: Option<u64>,
+    /// Open connections per client address (1 to 1000000), shed the same way.
+    #[arg(long, default_value_t = 256, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_address: u64,
 }
 
 #[derive(Subcommand)]
 enum UserCommand {
     /// Create a user (and its team when new). Prompts for the password on the terminal.
+    ///
+    /// The name is stored normalised (NFC, lowercase; `Alice` and `alice` are one account).
+    /// Names with invisible or bidirectional control characters, or mixing look-alike scripts
+    /// (Latin with Cyrillic, Greek, ...), are refused.
+    ///
+    /// Example: printf %s "$PW" | spec-kitty-server user add alice --team acme --password-stdin
     Add {
         username: String,
         /// Team slug: lowercase letters, digits and dashes.
@@ -96,7 +120,8 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Disable a user: no more logins or refreshes; its sessions are revoked.
+    /// Disable a user: no more logins or refreshes; its sessions are revoked, and a running
+    /// server closes its open WebSockets within a second.
     Disable { username: String },
 }
 
@@ -183,9 +208,19 @@ fn serve(db: PathBuf, args: ServeArgs) -> miette::Result<()> {
     config.access_lifetime = args.access_lifetime;
     config.refresh_lifetime = args.refresh_lifetime;
     config.ws_ping_interval = Duration::from_millis(args.ws_ping_interval_ms);
+    config.test_ingest_delay = std::env::var(spec_kitty::server::TEST_INGEST_DELAY_ENV)
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms.min(60_000)));
     config.max_decompressed_bytes = args.max_batch_bytes as usize;
     config.max_body_bytes = args.max_batch_bytes as usize;
     config.login_max_failures = args.login_max_failures as usize;
+    config.connections.header_timeout = Duration::from_secs(args.header_timeout);
+    config.connections.idle_timeout = Duration::from_secs(args.idle_timeout);
+    if let Some(n) = args.max_connections {
+        config.connections.max_connections = n as usize;
+    }
+    config.connections.max_per_address = args.max_connections_per_address as usize;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| miette!("cannot start tokio: {e}"))?;
     runtime.block_on(async move {
         let server = Server::bind(config).await.map_err(render_server)?;
@@ -271,26 +306,11 @@ fn set_echo(on: bool) {
     }
 }
 
+/// Each error carries its own help line (its `Diagnostic`); the binary only renders it.
 fn render_admin(e: AdminError) -> miette::Report {
-    let help = match &e {
-        AdminError::UserExists(_) => "pick another username, or see `spec-kitty-server user list`",
-        AdminError::NoSuchUser(_) => "see `spec-kitty-server user list`",
-        AdminError::NoDataDir => "pass --db PATH or set SPEC_KITTY_SERVER_DB",
-        AdminError::InvalidTeam(_) => "e.g. `--team acme-dev`",
-        AdminError::WeakPassword => "choose a longer password",
-        _ => "check the --db path and its permissions",
-    };
-    miette!(help = help, "{e}")
+    miette::Report::new(e)
 }
 
 fn render_server(e: ServerError) -> miette::Report {
-    let help = match &e {
-        ServerError::Bind { .. } => "choose another address with --bind, e.g. --bind 127.0.0.1:0",
-        ServerError::Tls(_) => {
-            "pass a PEM certificate chain with --tls-cert and its key with --tls-key"
-        }
-        ServerError::Auth(_) => "check SPEC_KITTY_SERVER_JWT_SECRET or the <db>.jwt-secret file",
-        _ => "check the --db path and its permissions",
-    };
-    miette!(help = help, "{e}")
+    miette::Report::new(e)
 }

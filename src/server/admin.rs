@@ -14,26 +14,52 @@ use super::store::{Store, StoreError, TeamRow, UserRow};
 pub const DB_ENV: &str = "SPEC_KITTY_SERVER_DB";
 
 /// What can go wrong administering the server.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum AdminError {
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Auth(#[from] AuthError),
     #[error(
         "invalid team slug '{0}': use lowercase letters, digits and dashes, starting with a \
          letter or digit (at most 64 characters)"
     )]
+    #[diagnostic(
+        code(spec_kitty_server::admin::invalid_team),
+        help("e.g. `--team acme-dev`")
+    )]
     InvalidTeam(String),
     #[error("invalid username '{name}': {why}")]
+    #[diagnostic(
+        code(spec_kitty_server::admin::invalid_username),
+        help("pick a name in one script without spaces, e.g. `alice` or `bob.smith`")
+    )]
     InvalidUsername { name: String, why: &'static str },
     #[error("the password must be at least {MIN_PASSWORD_CHARS} characters long")]
+    #[diagnostic(
+        code(spec_kitty_server::admin::weak_password),
+        help("choose a longer password")
+    )]
     WeakPassword,
     #[error("user '{0}' already exists")]
+    #[diagnostic(
+        code(spec_kitty_server::admin::user_exists),
+        help("pick another username, or see `spec-kitty-server user list`")
+    )]
     UserExists(String),
     #[error("no user named '{0}'")]
+    #[diagnostic(
+        code(spec_kitty_server::admin::no_such_user),
+        help("see `spec-kitty-server user list`")
+    )]
     NoSuchUser(String),
     #[error("no data directory is known on this platform; pass --db PATH")]
+    #[diagnostic(
+        code(spec_kitty_server::admin::no_data_dir),
+        help("pass --db PATH or set SPEC_KITTY_SERVER_DB")
+    )]
     NoDataDir,
 }
 

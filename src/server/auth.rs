@@ -35,17 +35,33 @@ pub const JWT_SECRET_ENV: &str = "SPEC_KITTY_SERVER_JWT_SECRET";
 use super::login::INVALID_LOGIN;
 
 /// What can go wrong with the signing secret or a password hash.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum AuthError {
     #[error("cannot read or create the JWT secret file {path}: {source}")]
+    #[diagnostic(
+        code(spec_kitty_server::auth::secret_file),
+        help(
+            "check the permissions of the <db>.jwt-secret file, or set SPEC_KITTY_SERVER_JWT_SECRET"
+        )
+    )]
     SecretFile {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
     #[error("the JWT secret must be at least 32 bytes long")]
+    #[diagnostic(
+        code(spec_kitty_server::auth::secret_too_short),
+        help(
+            "set SPEC_KITTY_SERVER_JWT_SECRET to 32 or more random bytes, e.g. `openssl rand -hex 32`"
+        )
+    )]
     SecretTooShort,
     #[error("cannot hash the password: {0}")]
+    #[diagnostic(
+        code(spec_kitty_server::auth::hash),
+        help("try again; if it persists, report it with the message above")
+    )]
     Hash(String),
 }
 

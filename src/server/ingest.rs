@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::event::{EventType, LOCAL_TEAM, Lane, Strictness, validate};
+use crate::event::{EventType, LOCAL_TEAM, Strictness, lane, validate};
 
 use super::AppState;
 use super::envelope;
@@ -45,20 +45,21 @@ impl EventResult {
 ///
 /// Each element is the text of one envelope exactly as the client sent it (that is what gets
 /// stored and served back). They are parsed one at a time, with bounds
-/// ([`envelope::parse`]), so a batch never holds more than one parsed envelope.
+/// ([`envelope::parse`]), so a batch never holds more than one parsed envelope, and only the
+/// accepted ones are copied.
 ///
 /// Blocking: call it from `spawn_blocking`.
 pub fn ingest(
     state: &AppState,
     team_slug: &str,
-    texts: Vec<String>,
+    texts: &[&str],
     origin: Option<SubscriberId>,
 ) -> Result<Vec<EventResult>, StoreError> {
     let mut results = Vec::with_capacity(texts.len());
     let mut accepted = Vec::with_capacity(texts.len());
     let mut slots = Vec::with_capacity(texts.len());
     for text in texts {
-        let value = match envelope::parse(&text) {
+        let value = match envelope::parse(text) {
             Ok(value) => value,
             Err(e) => {
                 results.push(EventResult::rejected(
@@ -68,6 +69,7 @@ pub fn ingest(
                 continue;
             }
         };
+        // Only accepted events are copied out of the request body.
         match prepare(&value, text, team_slug) {
             Ok(event) => {
                 slots.push(results.len());
@@ -114,7 +116,7 @@ fn event_id_of(value: &Value) -> String {
 
 /// Validates one envelope and extracts what the store indexes. The error is the complete list
 /// of violations, so that a client can fix all of them at once.
-fn prepare(value: &Value, envelope: String, team_slug: &str) -> Result<IncomingEvent, String> {
+fn prepare(value: &Value, envelope: &str, team_slug: &str) -> Result<IncomingEvent, String> {
     validate(value, Strictness::Server).map_err(|report| report.to_string())?;
     let obj = value
         .as_object()
@@ -164,18 +166,13 @@ fn prepare(value: &Value, envelope: String, team_slug: &str) -> Result<IncomingE
         Some(EventType::WPCreated) => WpEffect::Created {
             feature_slug: feature_slug.clone().unwrap_or_default(),
         },
-        Some(EventType::WPStatusChanged) => {
-            let lane = payload_text("new_status")
-                .or_else(|| payload_text("to_lane"))
-                .and_then(|l| Lane::from_any(&l));
-            match lane {
-                Some(lane) => WpEffect::Moved {
-                    feature_slug: feature_slug.clone(),
-                    lane,
-                },
-                None => WpEffect::None,
-            }
-        }
+        Some(EventType::WPStatusChanged) => match lane::target_lane(payload) {
+            Some(lane) => WpEffect::Moved {
+                feature_slug: feature_slug.clone(),
+                lane,
+            },
+            None => WpEffect::None,
+        },
         _ => WpEffect::None,
     };
     Ok(IncomingEvent {
@@ -187,6 +184,6 @@ fn prepare(value: &Value, envelope: String, team_slug: &str) -> Result<IncomingE
         feature_slug,
         wp_id: payload_text("wp_id"),
         effect,
-        envelope,
+        envelope: envelope.to_owned(),
     })
 }

@@ -179,6 +179,16 @@ pub struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
+    /// The password was never checked (no hashing slot was free): the attempt does not count.
+    pub fn cancel(self) {
+        let Ok(mut t) = self.limiter.tables.lock() else {
+            return;
+        };
+        t.pairs.entry(&self.pair).unpush(self.at);
+        t.users.entry(&self.user).unpush(self.at);
+        t.addrs.entry(&self.addr).unpush(self.at);
+    }
+
     /// The password was right: the attempt no longer counts, and the address becomes known
     /// good for this user.
     pub fn succeeded(self) {
@@ -322,24 +332,17 @@ impl HashSlots {
         HashSlots::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
     }
 
-    /// Checks `password` against the PHC `hash` in a slot; `Err(TooManyRequests)` when every
-    /// slot is busy. Blocking while it hashes: call from `spawn_blocking`.
-    fn verify(&self, hash: &str, password: &str) -> Result<bool, ApiError> {
-        let _permit = self
-            .permits
-            .try_acquire()
-            .map_err(|_| ApiError::TooManyRequests { retry_after: 1 })?;
-        let mut memory = self
-            .memory
-            .lock()
-            .map_err(|_| ApiError::Internal("hash memory lock poisoned".into()))?
-            .pop()
-            .unwrap_or_default();
+    /// Checks `password` against the PHC `hash` in a slot; `None` when every slot is busy.
+    /// Blocking while it hashes: call from `spawn_blocking`.
+    fn verify(&self, hash: &str, password: &str) -> Option<bool> {
+        let _permit = self.permits.try_acquire().ok()?;
+        let pooled = self.memory.lock().ok().and_then(|mut pool| pool.pop());
+        let mut memory = pooled.unwrap_or_default();
         let ok = verify_with(&mut memory, hash, password);
         if let Ok(mut pool) = self.memory.lock() {
             pool.push(memory);
         }
-        Ok(ok)
+        Some(ok)
     }
 }
 
@@ -400,14 +403,23 @@ pub async fn authenticate(
         let hash = user
             .as_ref()
             .map_or(super::auth::decoy_hash(), |u| u.password_hash.as_str());
-        let ok = st.hash_slots.verify(hash, &password)?;
-        Ok(user.filter(|u| ok && !u.disabled))
+        Ok(st
+            .hash_slots
+            .verify(hash, &password)
+            .map(|ok| user.filter(|u| ok && !u.disabled)))
     })
     .await??;
-    if user.is_some() {
-        attempt.succeeded();
+    match user {
+        None => {
+            attempt.cancel();
+            Err(ApiError::TooManyRequests { retry_after: 1 })
+        }
+        Some(Some(user)) => {
+            attempt.succeeded();
+            Ok(Some(user))
+        }
+        Some(None) => Ok(None),
     }
-    Ok(user)
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::stream::SplitSink;
@@ -24,6 +24,7 @@ use tracing::{Instrument, Span};
 
 use super::AppState;
 use super::auth::{AuthUser, bearer, consume_ws_token};
+use super::connections::Busy;
 use super::error::{ApiError, ApiQuery};
 use super::fanout::{Closed, DEFAULT_QUEUE, SubscribeAs, SubscriberId};
 use super::ingest::{EventResult, Status, ingest};
@@ -47,6 +48,7 @@ pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
     headers: HeaderMap,
+    busy: Option<Extension<Busy>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ws = ws.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -63,7 +65,15 @@ pub async fn upgrade(
     Ok(ws
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| connection(state, user, socket).instrument(span)))
+        .on_upgrade(move |socket| {
+            // The socket keeps its connection counted (and never idle) while it is open.
+            let busy = busy;
+            async move {
+                connection(state, user, socket).await;
+                drop(busy);
+            }
+            .instrument(span)
+        }))
 }
 
 async fn connection(state: Arc<AppState>, user: AuthUser, socket: WebSocket) {
@@ -241,7 +251,7 @@ impl Connection<'_> {
         let span = Span::current();
         let id = self.id;
         let results = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| ingest(&st, &team, vec![text], Some(id)))
+            span.in_scope(|| ingest(&st, &team, &[text.as_str()], Some(id)))
         })
         .await??;
         Ok(results.first().map(ack))

@@ -372,3 +372,55 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         password_hash: r.get(4)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_removes_expired_tokens_in_bounded_runs_and_keeps_live_ones() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        assert!(store.add_user("alice", "acme", "hash").expect("user"));
+        let now = unix_now();
+        for i in 0..5 {
+            store
+                .create_session(&format!("old{i}"), "alice", &format!("r{i}"), now - 10)
+                .expect("session");
+        }
+        store
+            .create_session("live", "alice", "live-token", now + 600)
+            .expect("session");
+        let owner = WsTokenOwner {
+            username: "alice".into(),
+            team_slug: "acme".into(),
+            session: Some("live".into()),
+        };
+        store.add_ws_token("ws-old", &owner, now - 1).expect("ws");
+        store.add_ws_token("ws-live", &owner, now + 60).expect("ws");
+        // Two rows per table and run: the backlog goes over several runs.
+        let first = store.prune_expired(now, 2).expect("prune");
+        assert_eq!(
+            first,
+            1 + 2 + 2,
+            "1 ws token, 2 refresh tokens, 2 emptied sessions"
+        );
+        while store.prune_expired(now, 2).expect("prune") > 0 {}
+        assert!(store.consume_ws_token("ws-live").expect("ws").is_some());
+        let (users, sessions) = store
+            .revoked(
+                &["alice".into(), "nobody".into()],
+                &["live".into(), "old0".into()],
+            )
+            .expect("revoked");
+        assert_eq!(users, ["nobody"], "unknown users count as revoked");
+        assert_eq!(sessions, ["old0"], "a pruned session counts as revoked");
+        let outcome = store
+            .rotate_refresh("live-token", "next", now + 600)
+            .expect("rotate");
+        assert!(
+            matches!(outcome, RefreshOutcome::Rotated { .. }),
+            "{outcome:?}"
+        );
+    }
+}
