@@ -630,3 +630,191 @@ fn errors_of_the_binary_carry_their_own_help() {
     );
     assert!(!err.contains("check the --db path"), "{err}");
 }
+
+// What already held before issue 12, kept holding.
+
+/// base64url without padding, for hand-made tokens.
+fn b64url(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn tampered_and_misused_tokens_are_refused() {
+    let secret = "0123456789abcdef0123456789abcdef-holds";
+    let options = Options {
+        envs: vec![("SPEC_KITTY_SERVER_JWT_SECRET".into(), secret.into())],
+        nofile: None,
+    };
+    let server = TestServer::start_with(&[], options);
+    server.add_user("alice", "acme");
+    server.add_user("bob", "evil");
+    let tokens = login(&server, "alice").await;
+    let access = tokens["access"].as_str().expect("access").to_owned();
+    let refresh = tokens["refresh"].as_str().expect("refresh").to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let claims =
+        json!({"sub":"alice","team":"acme","iat":now,"nbf":now,"exp":now+600,"typ":"access"});
+    let sign = |alg: jsonwebtoken::Algorithm, key: &str, claims: &Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(alg),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+        )
+        .expect("sign")
+    };
+    let parts: Vec<&str> = access.split('.').collect();
+    let other_team = b64url(
+        json!({"sub":"alice","team":"evil","iat":now,"nbf":now,"exp":now+600,"typ":"access"})
+            .to_string()
+            .as_bytes(),
+    );
+    let mut no_exp = claims.clone();
+    no_exp.as_object_mut().expect("object").remove("exp");
+    let mut refresh_typ = claims.clone();
+    refresh_typ["typ"] = json!("refresh");
+    let ws = ws_token(&server, &access).await;
+    let forged = [
+        (
+            "alg none",
+            format!("{}.{}.", b64url(br#"{"alg":"none","typ":"JWT"}"#), parts[1]),
+        ),
+        (
+            "changed payload",
+            format!("{}.{other_team}.{}", parts[0], parts[2]),
+        ),
+        (
+            "wrong key",
+            sign(
+                jsonwebtoken::Algorithm::HS256,
+                "another secret of at least 32 bytes!!",
+                &claims,
+            ),
+        ),
+        (
+            "HS512",
+            sign(jsonwebtoken::Algorithm::HS512, secret, &claims),
+        ),
+        (
+            "no exp",
+            sign(jsonwebtoken::Algorithm::HS256, secret, &no_exp),
+        ),
+        (
+            "wrong typ",
+            sign(jsonwebtoken::Algorithm::HS256, secret, &refresh_typ),
+        ),
+        ("a refresh token", refresh.clone()),
+        ("a ws token", ws),
+    ];
+    let c = client();
+    for (what, token) in &forged {
+        assert_eq!(upload(&c, &server, token, &[]).await.0, 401, "{what}");
+    }
+    // An access token is not a refresh token either.
+    let (status, _) = post(
+        &server,
+        "/api/v1/token/refresh/",
+        serde_json::to_vec(&json!({"refresh": access})).expect("json"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    // Nothing secret reaches the log or the database.
+    let log = server.log();
+    let db = std::fs::read(server.dir.join("server.db")).expect("db");
+    let wal = std::fs::read(server.dir.join("server.db-wal")).unwrap_or_default();
+    for secret_text in [PASSWORD, access.as_str(), refresh.as_str(), secret] {
+        assert!(!log.contains(secret_text), "a secret in the log");
+        let bytes = secret_text.as_bytes();
+        for file in [&db, &wal] {
+            assert!(
+                !file.windows(bytes.len()).any(|w| w == bytes),
+                "a secret in the database"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a_clean_4xx() {
+    let server = TestServer::start(&[]);
+    server.add_user("alice", "acme");
+    let token = access(&server, "alice").await;
+    let c = client();
+    let nested = format!(
+        "{{\"events\":[{}{}]}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let mut truncated = gzip(
+        many_events("acme", 50)
+            .iter()
+            .map(Value::to_string)
+            .collect::<String>()
+            .as_bytes(),
+    );
+    truncated.truncate(truncated.len() / 2);
+    let bomb = gzip(&vec![b' '; 64 << 20]);
+    let too_many = serde_json::to_vec(&json!({"events": many_events("acme", 1001)})).expect("json");
+    // Nesting deeper than serde_json's 128 levels: refused whole, or as its one event.
+    let (status, answer) = upload_raw(&c, &server, &token, nested.into_bytes(), false).await;
+    assert!(
+        status == 400 || (status == 200 && statuses(&answer) == ["rejected"]),
+        "deep nesting: {status} {answer}"
+    );
+    let bodies: [(&str, Vec<u8>, bool, u16); 4] = [
+        (
+            "invalid UTF-8",
+            b"{\"events\":[\"\xff\xfe\"]}".to_vec(),
+            false,
+            400,
+        ),
+        ("truncated gzip", truncated, true, 400),
+        ("gzip bomb", bomb, true, 413),
+        ("1001 events", too_many, false, 413),
+    ];
+    for (what, body, gz, expected) in bodies {
+        let (status, answer) = upload_raw(&c, &server, &token, body, gz).await;
+        assert_eq!(status, expected, "{what}: {answer}");
+        assert!(answer["error"].is_string(), "{what}: a JSON error");
+    }
+    let res = batch_request(&c, &server.url, &token, b"{}".to_vec(), false)
+        .header("Content-Encoding", "br")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(res.status(), 415);
+    let huge_header = c
+        .get(format!("{}/api/v1/sync/health/", server.url))
+        .header("X-Junk", "x".repeat(200_000))
+        .send()
+        .await;
+    assert!(
+        huge_header.map_or(true, |r| r.status().is_client_error()),
+        "a 200 KB header is refused"
+    );
+    let huge_uri = c
+        .get(format!(
+            "{}/api/v1/events/?after={}",
+            server.url,
+            "9".repeat(200_000)
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert!(huge_uri.map_or(true, |r| r.status().is_client_error()));
+    // Still serving.
+    assert_eq!(
+        upload(&c, &server, &token, &many_events("acme", 2)).await.0,
+        200
+    );
+}

@@ -12,6 +12,7 @@
 //! * a **cap on open connections**, in total and per client address. At the cap, the oldest
 //!   idle connection (no request in progress, no WebSocket) is shed to make room; when none is
 //!   idle, the new connection is closed instead;
+//! * a **64 KiB cap on a request head**, which also bounds each connection's read buffer;
 //! * **backoff on accept errors** (e.g. EMFILE) instead of spinning.
 //!
 //! Request bodies have their own timeout where they are read ([`super::error::BODY_TIMEOUT`]).
@@ -57,6 +58,10 @@ impl Default for Limits {
         }
     }
 }
+
+/// The largest request head (line and headers) read; larger is answered 431. Also bounds
+/// each connection's read buffer (hyper's default is ~400 KiB).
+const MAX_HEAD_BYTES: usize = 64 << 10;
 
 /// File descriptors kept free for the database, the log, accepting and connections being shed.
 const RESERVED_FDS: usize = 64;
@@ -361,6 +366,7 @@ impl Conn {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_timeout)
+            .max_buf_size(MAX_HEAD_BYTES)
             .keep_alive(true);
         let conn = builder.serve_connection(TokioIo::new(io), service);
         let mut conn = std::pin::pin!(conn.with_upgrades());
