@@ -71,11 +71,13 @@ async fn fifty_clients_with_resends_store_every_event_exactly_once() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_mid_upload_leaves_no_partial_batch() {
     let server = TestServer::start(&[]);
     server.add_user("alice", "acme");
     let token = access(&server, "alice").await;
+    // What the server has when the client vanishes is a complete, valid batch: only the
+    // declared length says more was coming. A server that stored what it had would fail this.
     let body =
         serde_json::to_vec(&serde_json::json!({"events": many_events("acme", 200)})).expect("json");
     let mut socket = TcpStream::connect(server.addr()).expect("connect");
@@ -84,16 +86,23 @@ async fn a_client_that_disconnects_mid_upload_leaves_no_partial_batch() {
         "POST /api/v1/events/batch/ HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         server.addr(),
-        body.len()
+        body.len() + 100
     )
     .expect("headers");
-    socket
-        .write_all(&body[..body.len() / 2])
-        .expect("half a body");
+    socket.write_all(&body).expect("the whole batch");
     socket.flush().expect("flush");
-    std::thread::sleep(Duration::from_millis(200));
     drop(socket);
-    std::thread::sleep(Duration::from_millis(300));
+    // The server saw the upload and gave up on it (the body could not be read to its end).
+    let gave_up = tokio::task::block_in_place(|| {
+        server.wait_for_log(Duration::from_secs(30), |log| {
+            log.contains("batch upload ended without storing anything")
+        })
+    });
+    assert!(
+        gave_up,
+        "the server answered the cut-off upload: {}",
+        server.log()
+    );
 
     let c = client();
     assert!(pull_all(&c, &server, &token, 1000).await.is_empty());
@@ -103,7 +112,16 @@ async fn a_client_that_disconnects_mid_upload_leaves_no_partial_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_batches_and_writes_none_by_half() {
-    let mut server = TestServer::start(&[]);
+    // Every batch waits 1 s between being received and being stored (a test-only mode), so
+    // SIGTERM is sent while a batch is certainly in flight.
+    let options = Options {
+        envs: vec![(
+            spec_kitty::server::TEST_INGEST_DELAY_ENV.into(),
+            "1000".into(),
+        )],
+        nofile: None,
+    };
+    let mut server = TestServer::start_with(&[], options);
     server.add_user("alice", "acme");
     let token = access(&server, "alice").await;
     let mut tasks = Vec::new();
@@ -133,13 +151,25 @@ async fn sigterm_finishes_in_flight_batches_and_writes_none_by_half() {
             acked
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let in_flight = tokio::task::block_in_place(|| {
+        server.wait_for_log(Duration::from_secs(60), |log| {
+            log.matches("batch received").count() > log.matches("batch stored").count()
+        })
+    });
+    assert!(in_flight, "batches reached the server");
     let exited_cleanly = tokio::task::block_in_place(|| server.terminate());
     assert!(exited_cleanly, "SIGTERM is a clean exit");
+    let log = server.log();
+    let stopping = log.find("shutting down").expect("the shutdown is logged");
+    assert!(
+        log[stopping..].contains("batch stored"),
+        "a batch in flight at SIGTERM was finished: {log}"
+    );
     let mut acked = Vec::new();
     for task in tasks {
         acked.extend(task.await.expect("task"));
     }
+    assert!(!acked.is_empty(), "the finished batches were answered");
 
     let server = server.restart();
     let token = access(&server, "alice").await;

@@ -15,6 +15,9 @@ use miette::miette;
 use spec_kitty::server::admin::{self, AdminError, DB_ENV};
 use spec_kitty::server::{Server, ServerConfig, ServerError};
 
+/// The longest token lifetime the flags accept: ten years, in seconds.
+const MAX_LIFETIME: u64 = 10 * 365 * 24 * 3600;
+
 /// The spec-kitty team sync server.
 #[derive(Parser)]
 #[command(name = "spec-kitty-server", version)]
@@ -49,26 +52,60 @@ struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     tls_key: Option<PathBuf>,
-    /// Seconds an access token is valid.
-    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    /// Seconds an access token is valid (0 to 10 years; 0 issues already-expired tokens,
+    /// for tests).
+    #[arg(long, default_value_t = 900, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=MAX_LIFETIME))]
     access_lifetime: u64,
-    /// Seconds a refresh token is valid.
-    #[arg(long, default_value_t = 604_800, value_name = "SECS")]
+    /// Seconds a refresh token is valid (0 to 10 years; 0 as for --access-lifetime).
+    #[arg(long, default_value_t = 604_800, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=MAX_LIFETIME))]
     refresh_lifetime: u64,
-    /// Milliseconds between WebSocket pings; two unanswered pings close the connection.
-    #[arg(long, default_value_t = 15_000, value_name = "MS")]
+    /// Milliseconds between WebSocket pings (10 to 3600000); two unanswered pings close the
+    /// connection.
+    #[arg(long, default_value_t = 15_000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     ws_ping_interval_ms: u64,
-    /// Largest batch once decompressed, in bytes (also the raw body limit).
-    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
-    max_batch_bytes: usize,
-    /// Failed logins per username or client address within 5 minutes before 429.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    login_max_failures: usize,
+    /// Largest batch once decompressed, in bytes (also the raw body limit; 1 KiB to 256 MiB).
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1024..=(256 << 20)))]
+    max_batch_bytes: u64,
+    /// Failed logins per (username, client address) within 5 minutes before 429 (1 to
+    /// 10000). Past as many failures for one username from anywhere, each further attempt
+    /// waits 1 s, 2 s, 4 s ... up to 60 s; one address may fail ten times as often over all
+    /// usernames. An address where the user logged in before keeps its own budget.
+    #[arg(long, default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    login_max_failures: u64,
+    /// Seconds a connection gets to finish its TLS handshake and then to send each request
+    /// head (1 to 3600); slow or silent connections are closed after it.
+    #[arg(long, default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a keep-alive connection may wait for its next request (1 to 3600).
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_timeout: u64,
+    /// Open connections in total, WebSockets included [default: 4096, or the open-files
+    /// limit minus 64 when lower]. At the cap the oldest idle connection is closed to make
+    /// room; when none is idle the new one is refused.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: Option<u64>,
+    /// Open connections per client address (1 to 1000000), shed the same way.
+    #[arg(long, default_value_t = 256, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_address: u64,
 }
 
 #[derive(Subcommand)]
 enum UserCommand {
     /// Create a user (and its team when new). Prompts for the password on the terminal.
+    ///
+    /// The name is stored normalised (NFC, lowercase; `Alice` and `alice` are one account).
+    /// Names with invisible or bidirectional control characters, or mixing look-alike scripts
+    /// (Latin with Cyrillic, Greek, ...), are refused.
+    ///
+    /// Example: printf %s "$PW" | spec-kitty-server user add alice --team acme --password-stdin
     Add {
         username: String,
         /// Team slug: lowercase letters, digits and dashes.
@@ -83,7 +120,8 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Disable a user: no more logins or refreshes; its sessions are revoked.
+    /// Disable a user: no more logins or refreshes; its sessions are revoked, and a running
+    /// server closes its open WebSockets within a second.
     Disable { username: String },
 }
 
@@ -120,8 +158,8 @@ fn run(cli: Cli) -> miette::Result<()> {
             password_stdin,
         }) => {
             let password = read_password(password_stdin)?;
-            admin::add_user(&db, &username, &team, &password).map_err(render_admin)?;
-            println!("added user {username} to team {team}");
+            let stored = admin::add_user(&db, &username, &team, &password).map_err(render_admin)?;
+            println!("added user {stored} to team {team}");
             Ok(())
         }
         Command::User(UserCommand::List { json }) => {
@@ -166,12 +204,23 @@ fn serve(db: PathBuf, args: ServeArgs) -> miette::Result<()> {
     let mut config = ServerConfig::new(db);
     config.bind = args.bind;
     config.tls = args.tls_cert.zip(args.tls_key);
-    config.access_lifetime = args.access_lifetime.max(1);
-    config.refresh_lifetime = args.refresh_lifetime.max(1);
-    config.ws_ping_interval = Duration::from_millis(args.ws_ping_interval_ms.max(10));
-    config.max_decompressed_bytes = args.max_batch_bytes;
-    config.max_body_bytes = args.max_batch_bytes;
-    config.login_max_failures = args.login_max_failures;
+    // The ranges are enforced by the flags' parsers, so these conversions cannot truncate.
+    config.access_lifetime = args.access_lifetime;
+    config.refresh_lifetime = args.refresh_lifetime;
+    config.ws_ping_interval = Duration::from_millis(args.ws_ping_interval_ms);
+    config.test_ingest_delay = std::env::var(spec_kitty::server::TEST_INGEST_DELAY_ENV)
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms.min(60_000)));
+    config.max_decompressed_bytes = args.max_batch_bytes as usize;
+    config.max_body_bytes = args.max_batch_bytes as usize;
+    config.login_max_failures = args.login_max_failures as usize;
+    config.connections.header_timeout = Duration::from_secs(args.header_timeout);
+    config.connections.idle_timeout = Duration::from_secs(args.idle_timeout);
+    if let Some(n) = args.max_connections {
+        config.connections.max_connections = n as usize;
+    }
+    config.connections.max_per_address = args.max_connections_per_address as usize;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| miette!("cannot start tokio: {e}"))?;
     runtime.block_on(async move {
         let server = Server::bind(config).await.map_err(render_server)?;
@@ -257,26 +306,11 @@ fn set_echo(on: bool) {
     }
 }
 
+/// Each error carries its own help line (its `Diagnostic`); the binary only renders it.
 fn render_admin(e: AdminError) -> miette::Report {
-    let help = match &e {
-        AdminError::UserExists(_) => "pick another username, or see `spec-kitty-server user list`",
-        AdminError::NoSuchUser(_) => "see `spec-kitty-server user list`",
-        AdminError::NoDataDir => "pass --db PATH or set SPEC_KITTY_SERVER_DB",
-        AdminError::InvalidTeam(_) => "e.g. `--team acme-dev`",
-        AdminError::WeakPassword => "choose a longer password",
-        _ => "check the --db path and its permissions",
-    };
-    miette!(help = help, "{e}")
+    miette::Report::new(e)
 }
 
 fn render_server(e: ServerError) -> miette::Report {
-    let help = match &e {
-        ServerError::Bind { .. } => "choose another address with --bind, e.g. --bind 127.0.0.1:0",
-        ServerError::Tls(_) => {
-            "pass a PEM certificate chain with --tls-cert and its key with --tls-key"
-        }
-        ServerError::Auth(_) => "check SPEC_KITTY_SERVER_JWT_SECRET or the <db>.jwt-secret file",
-        _ => "check the --db path and its permissions",
-    };
-    miette!(help = help, "{e}")
+    miette::Report::new(e)
 }

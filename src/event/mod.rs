@@ -5,6 +5,7 @@
 //! server stores. This module knows nothing about git or the network; it builds, identifies and
 //! validates envelopes.
 
+pub mod lane;
 mod payload;
 mod validate;
 

@@ -1,18 +1,25 @@
 //! `spec-kitty-server`: the self-hostable team sync server (PROTOCOL.md).
 //!
 //! * [`store`]: the embedded SQLite database (events, dedup, board, accounts).
-//! * [`auth`]: login, token rotation, ws tokens, rate limiting.
-//! * [`batch`], [`pull`], [`ws`]: the sync endpoints; all incoming events go through [`ingest`].
+//! * [`auth`]: tokens (access, rotating refresh, ws); [`login`]: password checks, rate limited.
+//! * [`batch`], [`pull`], [`ws`]: the sync endpoints; all incoming events go through [`ingest`]
+//!   (parsed with bounds by [`envelope`]), which publishes new ones on the [`fanout`].
 //! * [`admin`]: what the administration subcommands do.
-//! * [`tls`]: rustls (ring) listener.
+//! * [`connections`]: the accept loop (plain and TLS), connection timeouts and caps;
+//!   [`tls`]: the rustls (ring) acceptor.
 //!
 //! Depends on [`crate::event`] only. Never prints: the binary renders.
 
 pub mod admin;
 pub mod auth;
 pub mod batch;
+pub mod connections;
+pub mod envelope;
 pub mod error;
+pub mod fanout;
+pub mod housekeeping;
 pub mod ingest;
+pub mod login;
 pub mod pull;
 pub mod store;
 pub mod tls;
@@ -26,20 +33,21 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
-use axum::extract::connect_info::Connected;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::serve::IncomingStream;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use auth::{AuthError, Keys, LoginLimiter};
+use auth::{AuthError, Keys};
+use connections::{Limits, OpenConnections};
+use fanout::Fanout;
+use login::{HashSlots, LimiterConfig, LoginLimiter};
 use store::{Store, StoreError};
-use tls::{TlsError, TlsListener};
-use ws::Hub;
+use tls::TlsError;
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -62,10 +70,20 @@ pub struct ServerConfig {
     pub max_decompressed_bytes: usize,
     /// Cap on the raw request body of a batch.
     pub max_body_bytes: usize,
-    /// Failed logins per username or client address within `login_window` before 429.
+    /// Failed logins per (username, client address) within `login_window` before 429; the
+    /// per-user backoff starts after as many, the per-address limit is ten times as many.
     pub login_max_failures: usize,
     pub login_window: Duration,
+    /// Connection timeouts and caps.
+    pub connections: Limits,
+    /// Test-only: how long each batch waits between being received and being stored, so that
+    /// tests can act while a batch is certainly in flight ([`TEST_INGEST_DELAY_ENV`]).
+    pub test_ingest_delay: Option<Duration>,
 }
+
+/// Environment variable (milliseconds) that sets [`ServerConfig::test_ingest_delay`]. For
+/// tests of shutdown and disconnects; never set it in production.
+pub const TEST_INGEST_DELAY_ENV: &str = "SPEC_KITTY_SERVER_TEST_INGEST_DELAY_MS";
 
 impl ServerConfig {
     /// The defaults of `spec-kitty-server serve`.
@@ -82,26 +100,39 @@ impl ServerConfig {
             max_body_bytes: 16 << 20,
             login_max_failures: 10,
             login_window: Duration::from_secs(300),
+            connections: Limits::default(),
+            test_ingest_delay: None,
         }
     }
 }
 
 /// Why the server could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ServerError {
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
+    #[diagnostic(
+        code(spec_kitty_server::bind),
+        help("choose another address with --bind, e.g. --bind 127.0.0.1:0")
+    )]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
     #[error("the server failed: {0}")]
+    #[diagnostic(
+        code(spec_kitty_server::serve),
+        help("see the log lines above; restart the server once the cause is fixed")
+    )]
     Serve(#[source] std::io::Error),
 }
 
@@ -111,40 +142,31 @@ pub struct AppState {
     pub config: ServerConfig,
     pub keys: Keys,
     pub limiter: LoginLimiter,
-    pub hub: Hub,
+    /// The password-hashing slots every login path verifies in.
+    pub hash_slots: HashSlots,
+    /// Live subscribers of each team's new events (WebSockets, the dashboard).
+    pub fanout: Fanout,
     /// Batches being decompressed, validated and stored at once. Bounds memory (each may
     /// inflate to `max_decompressed_bytes`) and keeps the blocking pool from thrashing.
     pub batch_slots: tokio::sync::Semaphore,
+    /// Bytes of batches being decoded, in KiB permits ([`batch::kib`]): four full-size batches,
+    /// at least 64 MiB.
+    pub batch_bytes: tokio::sync::Semaphore,
     /// Becomes `true` when the server shuts down, so that WebSocket connections close and do
     /// not hold up the graceful shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// The address of the client of a request, for rate limiting.
+/// The address of the client of a request, for rate limiting (a request extension set by
+/// [`connections::serve`]; extract it as `ConnectInfo<ClientAddr>`).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, TcpListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
-
-enum Listening {
-    Plain(TcpListener),
-    Tls(TlsListener),
-}
 
 /// A server bound to its address, ready to run.
 pub struct Server {
     state: Arc<AppState>,
-    listening: Listening,
+    tcp: TcpListener,
+    tls: Option<TlsAcceptor>,
     local_addr: SocketAddr,
     shutdown_tx: watch::Sender<bool>,
 }
@@ -164,24 +186,28 @@ impl Server {
         };
         let tcp = TcpListener::bind(config.bind).await.map_err(bind_err)?;
         let local_addr = tcp.local_addr().map_err(bind_err)?;
-        let listening = match acceptor {
-            Some(acceptor) => Listening::Tls(TlsListener::new(tcp, acceptor).map_err(bind_err)?),
-            None => Listening::Plain(tcp),
-        };
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let limiter = LoginLimiter::new(config.login_max_failures, config.login_window);
+        let config_for_budget = config.max_decompressed_bytes;
+        let limiter = LoginLimiter::new(LimiterConfig {
+            max_failures: config.login_max_failures,
+            window: config.login_window,
+            max_keys: login::MAX_KEYS,
+        });
         let state = Arc::new(AppState {
             store,
             config,
             keys,
             limiter,
-            hub: Hub::default(),
+            hash_slots: HashSlots::per_core(),
+            fanout: Fanout::default(),
             batch_slots: tokio::sync::Semaphore::new(batch_slots()),
+            batch_bytes: tokio::sync::Semaphore::new(batch_budget_kib(config_for_budget)),
             shutdown,
         });
         Ok(Server {
             state,
-            listening,
+            tcp,
+            tls: acceptor,
             local_addr,
             shutdown_tx,
         })
@@ -194,10 +220,7 @@ impl Server {
 
     /// The URL clients use, e.g. `http://127.0.0.1:8750`.
     pub fn url(&self) -> String {
-        let scheme = match self.listening {
-            Listening::Plain(_) => "http",
-            Listening::Tls(_) => "https",
-        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.local_addr)
     }
 
@@ -206,40 +229,43 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, closes WebSockets and waits for
-    /// in-flight requests (a batch being stored finishes and is answered).
+    /// in-flight requests (a batch being stored finishes and is answered), at most
+    /// [`SHUTDOWN_GRACE`].
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let app = router(self.state.clone());
+        tokio::spawn(housekeeping::run(self.state.clone()));
         let tx = self.shutdown_tx;
-        let mut fired = tx.subscribe();
-        let signal = async move {
+        tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = tx.send(true);
-        };
-        let serve = async move {
-            let make = app.into_make_service_with_connect_info::<ClientAddr>();
-            match self.listening {
-                Listening::Plain(l) => axum::serve(l, make).with_graceful_shutdown(signal).await,
-                Listening::Tls(l) => axum::serve(l, make).with_graceful_shutdown(signal).await,
-            }
-        };
+            // Kept alive until the process ends, so receivers never see a closed channel.
+            std::future::pending::<()>().await;
+        });
+        let open = OpenConnections::default();
+        let stopping = self.state.shutdown.clone();
+        let limits = self.state.config.connections.clone();
+        connections::serve(self.tcp, self.tls, app, limits, open.clone(), stopping).await;
         // A client that never finishes its request must not keep the server alive forever.
         // Requests cut off here lose nothing: a batch is stored in one transaction or not at all.
-        let grace = async move {
-            let _ = fired.wait_for(|stopping| *stopping).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        tokio::select! {
-            result = serve => result.map_err(ServerError::Serve),
-            _ = grace => {
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while !open.is_empty() {
+            if Instant::now() >= deadline {
                 tracing::warn!("shutdown grace period over; closing the remaining connections");
-                Ok(())
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        Ok(())
     }
+}
+
+/// The batch byte budget in KiB: four batches of the largest size, at least 64 MiB.
+fn batch_budget_kib(max_decompressed: usize) -> usize {
+    batch::kib(max_decompressed.saturating_mul(4).max(64 << 20)) as usize
 }
 
 /// Two concurrent batches per core: one decoding while the other waits for the writer.

@@ -7,17 +7,22 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
 use super::auth::AuthUser;
-use super::error::ApiError;
+use super::error::{ApiError, ApiQuery};
 
 const DEFAULT_LIMIT: usize = 500;
 const MAX_LIMIT: usize = 1000;
+
+/// Envelope bytes one page holds at most (a page stops before it; `next` says there is more).
+/// A single larger event is still served, alone on its page.
+pub const MAX_PAGE_BYTES: usize = 4 << 20;
 
 #[derive(Deserialize)]
 pub struct PullQuery {
@@ -29,7 +34,7 @@ pub struct PullQuery {
 pub async fn pull(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
-    Query(query): Query<PullQuery>,
+    ApiQuery(query): ApiQuery<PullQuery>,
 ) -> Result<Response, ApiError> {
     let after = match query.after.as_deref() {
         None | Some("") => 0,
@@ -49,26 +54,32 @@ pub async fn pull(
             .min(MAX_LIMIT),
     };
     let st = state.clone();
-    let (events, more) =
-        tokio::task::spawn_blocking(move || st.store.events_after(&user.team_slug, after, limit))
-            .await??;
-    let mut body =
-        String::with_capacity(events.iter().map(|e| e.envelope.len() + 1).sum::<usize>() + 64);
-    body.push_str("{\"events\":[");
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&e.envelope);
-    }
+    let (events, more) = tokio::task::spawn_blocking(move || {
+        st.store
+            .events_after(&user.team_slug, after, limit, MAX_PAGE_BYTES)
+    })
+    .await??;
     // `cursor` is on every page (PROTOCOL.md, Pull): the position after the last event
     // returned, or the `after` given when none were, so a client can always resume there.
     let cursor = events.last().map_or(after, |e| e.seq);
-    body.push_str("],\"next\":");
-    match events.last().filter(|_| more) {
-        Some(last) => body.push_str(&format!("\"{}\"", last.seq)),
-        None => body.push_str("null"),
+    let next = match events.last().filter(|_| more) {
+        Some(last) => format!("\"{}\"", last.seq),
+        None => "null".to_owned(),
+    };
+    // Streamed as the stored texts, without copying them into one string.
+    let mut chunks = Vec::with_capacity(events.len() * 2 + 2);
+    chunks.push(Bytes::from_static(b"{\"events\":["));
+    for (i, e) in events.into_iter().enumerate() {
+        if i > 0 {
+            chunks.push(Bytes::from_static(b","));
+        }
+        chunks.push(Bytes::from(e.envelope));
     }
-    body.push_str(&format!(",\"cursor\":\"{cursor}\"}}"));
+    chunks.push(Bytes::from(format!(
+        "],\"next\":{next},\"cursor\":\"{cursor}\"}}"
+    )));
+    let body = Body::from_stream(futures_util::stream::iter(
+        chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
+    ));
     Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::event::{Event, EventType, Lane};
+use crate::event::{Event, EventType, Lane, lane};
 
 /// How many recorded commit ids are remembered per work package (newest by clock), for the
 /// post-commit hook's de-duplication.
@@ -131,9 +131,7 @@ impl WorkflowState {
         }
         match EventType::parse(e.event_type) {
             Some(EventType::WPStatusChanged) => {
-                let lane = s("new_status")
-                    .or_else(|| s("to_lane"))
-                    .and_then(Lane::from_any);
+                let lane = lane::target_lane(e.payload);
                 let (Some(lane), Some(wp)) = (lane, s("wp_id")) else {
                     return;
                 };
@@ -147,7 +145,10 @@ impl WorkflowState {
                 let facts = self.wp_mut(feature, wp);
                 facts.ever_done |= lane == Lane::Done;
                 let newer = facts.lane.as_ref().is_none_or(|old| {
-                    (mark.lamport_clock, &mark.node_id) > (old.lamport_clock, &old.node_id)
+                    lane::supersedes(
+                        (mark.lamport_clock, &mark.node_id),
+                        (old.lamport_clock, &old.node_id),
+                    )
                 });
                 if newer {
                     facts.lane = Some(mark);

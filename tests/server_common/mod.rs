@@ -22,6 +22,16 @@ pub struct TestServer {
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     args: Vec<String>,
+    options: Options,
+}
+
+/// How to start a server besides its `serve` arguments.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Extra environment variables (e.g. the test-only ingest delay).
+    pub envs: Vec<(String, String)>,
+    /// An open-files limit (`ulimit -n`) for the server process.
+    pub nofile: Option<u64>,
 }
 
 fn bin() -> &'static str {
@@ -45,24 +55,48 @@ fn command(dir: &Path) -> Command {
 impl TestServer {
     /// Starts a server in a new temporary directory with extra `serve` arguments.
     pub fn start(args: &[&str]) -> TestServer {
+        TestServer::start_with(args, Options::default())
+    }
+
+    /// Starts a server with extra `serve` arguments and [`Options`].
+    pub fn start_with(args: &[&str], options: Options) -> TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_owned();
-        let mut server = TestServer::spawn(dir, args.iter().map(|s| s.to_string()).collect());
+        let args = args.iter().map(|s| s.to_string()).collect();
+        let mut server = TestServer::spawn(dir, args, options);
         server._tmp = Some(tmp);
         server
     }
 
-    fn spawn(dir: PathBuf, args: Vec<String>) -> TestServer {
+    fn spawn(dir: PathBuf, args: Vec<String>, options: Options) -> TestServer {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("server.log"))
             .expect("log file");
-        let mut child = command(&dir)
-            .arg("serve")
+        let mut cmd = command(&dir);
+        cmd.arg("serve")
             .arg("--bind")
             .arg("127.0.0.1:0")
-            .args(&args)
+            .args(&args);
+        cmd.envs(options.envs.iter().map(|(k, v)| (k, v)));
+        if let Some(n) = options.nofile {
+            // The same command under `ulimit -n`, through sh (exec keeps the pid).
+            let mut limited = Command::new("sh");
+            limited
+                .arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
+            for (key, value) in cmd.get_envs() {
+                match value {
+                    Some(v) => limited.env(key, v),
+                    None => limited.env_remove(key),
+                };
+            }
+            cmd = limited;
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -88,7 +122,48 @@ impl TestServer {
             dir,
             _tmp: None,
             args,
+            options,
         }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Waits (at most `within`) until the log satisfies `done`; returns whether it did.
+    pub fn wait_for_log(&self, within: Duration, done: impl Fn(&str) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if done(&self.log()) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM` = peak RSS).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let pid = self.pid().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("field in /proc status")
+    }
+
+    /// Peak resident memory so far, in MiB.
+    pub fn peak_rss_mib(&self) -> u64 {
+        self.status_kib("VmHWM") / 1024
+    }
+
+    /// Resident memory now, in MiB.
+    pub fn rss_mib(&self) -> u64 {
+        self.status_kib("VmRSS") / 1024
     }
 
     /// Adds a user with [`PASSWORD`] through `user add --password-stdin`.
@@ -131,7 +206,7 @@ impl TestServer {
         if self.child.is_some() {
             assert!(self.terminate(), "server exits cleanly on SIGTERM");
         }
-        let mut next = TestServer::spawn(self.dir.clone(), self.args.clone());
+        let mut next = TestServer::spawn(self.dir.clone(), self.args.clone(), self.options.clone());
         next._tmp = self._tmp.take();
         next
     }

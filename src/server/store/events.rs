@@ -93,24 +93,33 @@ impl Store {
         })
     }
 
-    /// Up to `limit` events of the team after sequence `after`, in server order, and whether
-    /// more follow.
+    /// Up to `limit` events of the team after sequence `after`, in server order, holding at
+    /// most `max_bytes` of envelopes (but always at least one event), and whether more follow.
     pub fn events_after(
         &self,
         team_slug: &str,
         after: i64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<(Vec<StoredEvent>, bool), StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, event_type, envelope FROM events
                  WHERE team_slug = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![team_slug, after, limit as i64 + 1], stored_event)?;
-            let mut events: Vec<StoredEvent> = rows.collect::<Result<_, _>>()?;
-            let more = events.len() > limit;
-            events.truncate(limit);
-            Ok((events, more))
+            let mut rows = stmt.query(params![team_slug, after, limit as i64 + 1])?;
+            let mut events = Vec::new();
+            let mut bytes = 0usize;
+            while let Some(row) = rows.next()? {
+                // Sized before it is read, so an oversized row is never loaded for nothing.
+                let len = row.get_ref(2)?.as_bytes().map_or(0, <[u8]>::len);
+                if events.len() == limit || (!events.is_empty() && bytes + len > max_bytes) {
+                    return Ok((events, true));
+                }
+                bytes += len;
+                events.push(stored_event(row)?);
+            }
+            Ok((events, false))
         })
     }
 
@@ -261,6 +270,7 @@ fn apply_effect(
                    node_id = excluded.node_id, updated_seq = excluded.updated_seq
                  WHERE (excluded.lamport_clock, excluded.node_id)
                      > (work_packages.lamport_clock, work_packages.node_id)",
+                // ^ event::lane::supersedes, in SQL (the test below checks they agree)
             )?
             .execute(params![
                 team_slug,
@@ -374,6 +384,38 @@ mod tests {
             .map(|e| e.seq)
             .collect();
         assert_eq!(feed, [5, 4], "newest first");
+    }
+
+    #[test]
+    fn the_boards_order_is_the_lane_rule_of_the_event_module() {
+        use crate::event::lane::supersedes;
+        let cases: [(i64, &str); 5] = [(1, "b"), (2, "a"), (2, "b"), (3, "a"), (1, "c")];
+        for (i, first) in cases.iter().enumerate() {
+            for (j, second) in cases.iter().enumerate() {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store = Store::open(&dir.path().join("s.db")).expect("open");
+                let batch = [
+                    event(
+                        &format!("A{i}"),
+                        "WP01",
+                        first.0,
+                        first.1,
+                        moved(Lane::Doing),
+                    ),
+                    event(
+                        &format!("B{j}"),
+                        "WP01",
+                        second.0,
+                        second.1,
+                        moved(Lane::Done),
+                    ),
+                ];
+                store.insert_events("acme", &batch).expect("insert");
+                let lane = store.work_packages("acme").expect("board")[0].lane.clone();
+                let wins = supersedes((second.0 as u64, second.1), (first.0 as u64, first.1));
+                assert_eq!(lane == "done", wins, "{first:?} then {second:?}");
+            }
+        }
     }
 
     #[test]

@@ -23,15 +23,23 @@ pub use events::{Counts, IncomingEvent, InsertOutcome, StoredEvent, WorkPackageR
 pub use schema::SCHEMA_VERSION;
 
 /// What can go wrong in the store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum StoreError {
     #[error("cannot open the database {path}: {source}")]
+    #[diagnostic(
+        code(spec_kitty_server::store::open),
+        help("check the --db path and its permissions (the directory must be writable)")
+    )]
     Open {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
     },
     #[error("cannot create the directory {path}: {source}")]
+    #[diagnostic(
+        code(spec_kitty_server::store::create_dir),
+        help("create it yourself or pass another --db PATH")
+    )]
     CreateDir {
         path: PathBuf,
         #[source]
@@ -41,10 +49,32 @@ pub enum StoreError {
         "the database has schema version {found}, newer than this server understands \
          ({supported}); upgrade spec-kitty-server"
     )]
+    #[diagnostic(
+        code(spec_kitty_server::store::too_new),
+        help("install the spec-kitty-server release that wrote this database, or a newer one")
+    )]
     TooNew { found: i64, supported: i64 },
     #[error("database error: {0}")]
+    #[diagnostic(
+        code(spec_kitty_server::store::sqlite),
+        help("check the disk and the file with `sqlite3 <db> 'PRAGMA integrity_check'`")
+    )]
     Sqlite(#[from] rusqlite::Error),
+    #[error("cannot set the permissions of {path}: {source}")]
+    #[diagnostic(
+        code(spec_kitty_server::store::permissions),
+        help("make sure the server's user owns the database file and its directory")
+    )]
+    Permissions {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("a database connection lock was poisoned by a crashed task")]
+    #[diagnostic(
+        code(spec_kitty_server::store::poisoned),
+        help("restart the server; this is a bug, please report it with the log")
+    )]
     Poisoned,
 }
 
@@ -67,6 +97,7 @@ impl Store {
                 source,
             })?;
         }
+        create_private(path)?;
         let mut writer = open_connection(path, false)?;
         schema::migrate(&mut writer)?;
         Ok(Store {
@@ -106,6 +137,24 @@ impl Store {
             pool.push(conn);
         }
         result
+    }
+}
+
+/// Creates the database file with mode 0600 when it does not exist yet. SQLite gives its
+/// `-wal` and `-shm` files the mode of the database file, so they are private too (the
+/// accounts' password hashes and the team's events are nobody else's business).
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::Permissions {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
