@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use crate::event::{EventType, LOCAL_TEAM, Lane, Strictness, validate};
 
 use super::AppState;
+use super::store::dashboard::EventFacts;
 use super::store::{IncomingEvent, InsertOutcome, StoreError, WpEffect};
 use super::ws::ConnId;
 
@@ -181,6 +182,7 @@ fn prepare(value: &Value, envelope: String, team_slug: &str) -> Result<IncomingE
         feature_slug,
         wp_id: payload_text("wp_id"),
         effect,
+        facts: EventFacts::of(obj),
         envelope,
     })
 }

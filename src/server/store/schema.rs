@@ -73,6 +73,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (team_slug, project_uuid, feature_slug, wp_id)
     ) WITHOUT ROWID;
     "#,
+    // 2: the dashboard's projections (see store/dashboard).
+    super::dashboard::MIGRATION,
 ];
 
 /// The schema version this server writes.
