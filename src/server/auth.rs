@@ -133,7 +133,7 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
         .map_err(|e| AuthError::Hash(e.to_string()))
 }
 
-fn verify_password(hash: &str, password: &str) -> bool {
+pub(crate) fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| {
         Argon2::default()
             .verify_password(password.as_bytes(), &h)
@@ -143,7 +143,7 @@ fn verify_password(hash: &str, password: &str) -> bool {
 
 /// A hash of a password nobody has, verified for unknown users so that a login for a missing
 /// account takes as long as one with a wrong password.
-fn decoy_hash() -> &'static str {
+pub(crate) fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| hash_password("decoy password that never matches").unwrap_or_default())
 }
@@ -381,7 +381,7 @@ impl LoginLimiter {
     }
 
     /// `Err(TooManyRequests)` when any key has reached the limit within the window.
-    fn check(&self, keys: &[String]) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, keys: &[String]) -> Result<(), ApiError> {
         let now = Instant::now();
         let mut map = self
             .failures
@@ -410,7 +410,7 @@ impl LoginLimiter {
         Ok(())
     }
 
-    fn record_failure(&self, keys: &[String]) {
+    pub(crate) fn record_failure(&self, keys: &[String]) {
         let now = Instant::now();
         let Ok(mut map) = self.failures.lock() else {
             return;

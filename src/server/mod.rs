@@ -3,6 +3,7 @@
 //! * [`store`]: the embedded SQLite database (events, dedup, board, accounts).
 //! * [`auth`]: login, token rotation, ws tokens, rate limiting.
 //! * [`batch`], [`pull`], [`ws`]: the sync endpoints; all incoming events go through [`ingest`].
+//! * [`dashboard`]: the team dashboard (HTML pages, JSON twins, login form, live board).
 //! * [`admin`]: what the administration subcommands do.
 //! * [`tls`]: rustls (ring) listener.
 //!
@@ -11,6 +12,7 @@
 pub mod admin;
 pub mod auth;
 pub mod batch;
+pub mod dashboard;
 pub mod error;
 pub mod ingest;
 pub mod pull;
@@ -247,7 +249,7 @@ fn batch_slots() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
-/// The API routes (PROTOCOL.md). The dashboard will be nested here later.
+/// The API routes (PROTOCOL.md) and the dashboard.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/token/", post(auth::login))
@@ -258,6 +260,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/events/", get(pull::pull))
         .route("/api/v1/sync/health/", get(health))
         .route("/ws/v1/events/", get(ws::upgrade))
+        .merge(dashboard::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(request_id))
