@@ -155,3 +155,107 @@ pub fn story(team: &str) -> Vec<Value> {
         moved(team, "002-other", "WP01", "planned", "done", "robin", 5),
     ]
 }
+
+/// A server on a port chosen once, so that it can be restarted where the browser's page
+/// reconnects. Killed when dropped.
+pub struct FixedServer {
+    child: Option<std::process::Child>,
+    pub url: String,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+}
+
+impl FixedServer {
+    /// Starts a server on the database in `dir`, on `port` (0: pick a free one).
+    pub fn start(dir: &std::path::Path, port: u16) -> FixedServer {
+        use std::io::BufRead;
+        let home = dir.join("home");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spec-kitty-server"))
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env_remove("SPEC_KITTY_SERVER_DB")
+            .env_remove("SPEC_KITTY_SERVER_JWT_SECRET")
+            .env("SPEC_KITTY_SERVER_LOG", "info")
+            .arg("--db")
+            .arg(dir.join("server.db"))
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start spec-kitty-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let url = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("server printed its URL within 30 s");
+            if let Some(u) = line.strip_prefix("listening on ") {
+                break u.to_owned();
+            }
+        };
+        let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        FixedServer { child: Some(child), url, port, dir: dir.to_owned() }
+    }
+
+    /// Stops with SIGTERM (bounded wait), then starts again on the same port and database.
+    pub fn restart(mut self) -> FixedServer {
+        self.stop();
+        // The port may linger for a moment after the process exits.
+        for _ in 0..50 {
+            if std::net::TcpListener::bind(("127.0.0.1", self.port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        FixedServer::start(&self.dir, self.port)
+    }
+
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        for _ in 0..200 {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for FixedServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An access token for `username` from the server at `url`.
+pub async fn access_at(url: &str, username: &str) -> String {
+    let res = client()
+        .post(format!("{url}/api/v1/token/"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login request");
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.expect("json");
+    v["access"].as_str().expect("access").to_owned()
+}
+
+/// Uploads events to the server at `url`, asserting every one is stored.
+pub async fn upload_ok_to(url: &str, access: &str, events: &[Value]) {
+    let (status, body) = upload_to(&client(), url, access, events).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(statuses(&body).iter().all(|s| s == "success"), "{body}");
+}
