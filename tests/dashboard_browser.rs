@@ -39,13 +39,25 @@ fn demo_story() -> Vec<Value> {
         clock += 1;
         clock
     };
-    let titles1 = ["Invoice data model", "CSV writer", "PDF rendering", "Export command", "Docs for export"];
+    let titles1 = [
+        "Invoice data model",
+        "CSV writer",
+        "PDF rendering",
+        "Export command",
+        "Docs for export",
+    ];
     for (i, title) in titles1.iter().enumerate() {
-        events.push(at(created(TEAM, f1, &format!("WP0{}", i + 1), title, next()), 120.0));
+        events.push(at(
+            created(TEAM, f1, &format!("WP0{}", i + 1), title, next()),
+            120.0,
+        ));
     }
     let titles2 = ["Audit event schema", "Append-only store", "Audit viewer"];
     for (i, title) in titles2.iter().enumerate() {
-        events.push(at(created(TEAM, f2, &format!("WP0{}", i + 1), title, next()), 70.0));
+        events.push(at(
+            created(TEAM, f2, &format!("WP0{}", i + 1), title, next()),
+            70.0,
+        ));
     }
     let moves: &[(&str, &str, &str, &str, &str, f64)] = &[
         (f1, "WP01", "planned", "doing", "claude", 110.0),
@@ -81,7 +93,9 @@ fn demo_story() -> Vec<Value> {
 }
 
 fn screenshot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots").join(format!("dashboard-{name}.png"))
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("dashboard-screenshots")
+        .join(format!("dashboard-{name}.png"))
 }
 
 async fn shoot(browser: &mut Chromium, name: &str) {
@@ -112,16 +126,25 @@ async fn in_a_real_browser_the_board_moves_cards_live_across_a_server_restart() 
     };
     let tmp = tempfile::tempdir().expect("temp dir");
     let server = FixedServer::start(tmp.path(), 0);
-    admin(tmp.path(), &["user", "add", "alice", "--team", TEAM, "--password-stdin"], server_common::PASSWORD)
-        .expect("user add");
+    admin(
+        tmp.path(),
+        &["user", "add", "alice", "--team", TEAM, "--password-stdin"],
+        server_common::PASSWORD,
+    )
+    .expect("user add");
     let token = access_at(&server.url, "alice").await;
     upload_ok_to(&server.url, &token, &demo_story()).await;
 
     let mut b = Chromium::launch(&chromium).await;
 
     // Log in through the form, with the keyboard.
-    b.navigate(&format!("{}/a/{TEAM}/dashboards/board", server.url)).await;
-    assert_eq!(b.eval("location.pathname").await, "/login", "not logged in yet");
+    b.navigate(&format!("{}/a/{TEAM}/dashboards/board", server.url))
+        .await;
+    assert_eq!(
+        b.eval("location.pathname").await,
+        "/login",
+        "not logged in yet"
+    );
     b.eval("document.getElementById('username').focus()").await;
     b.type_text("alice").await;
     b.key("Tab", false).await;
@@ -136,10 +159,14 @@ async fn in_a_real_browser_the_board_moves_cards_live_across_a_server_restart() 
     );
 
     // Keyboard only: from the overview, Tab reaches the skip link first, then the "Board" link.
-    b.navigate(&format!("{}/a/{TEAM}/dashboards/", server.url)).await;
+    b.navigate(&format!("{}/a/{TEAM}/dashboards/", server.url))
+        .await;
     shoot(&mut b, "overview").await;
     b.key("Tab", false).await;
-    assert_eq!(b.eval("document.activeElement.textContent").await, "Skip to content");
+    assert_eq!(
+        b.eval("document.activeElement.textContent").await,
+        "Skip to content"
+    );
     let mut on_board_link = false;
     for _ in 0..10 {
         b.key("Tab", false).await;
@@ -163,59 +190,161 @@ async fn in_a_real_browser_the_board_moves_cards_live_across_a_server_restart() 
     eprintln!("board first contentful paint: {fcp} ms");
 
     // Live: the page subscribes, an uploaded event moves the card, no reload happens.
-    assert!(b.wait_for("document.getElementById('live-status').dataset.state === 'live'", Duration::from_secs(20)).await, "the board goes live");
+    assert!(
+        b.wait_for(
+            "document.getElementById('live-status').dataset.state === 'live'",
+            Duration::from_secs(20)
+        )
+        .await,
+        "the board goes live"
+    );
     b.eval("window.__sameDocument = 42").await;
     let wp04 = lane_of("007-invoice-export", "WP04");
     assert_eq!(b.eval(&wp04).await, "planned");
-    upload_ok_to(&server.url, &token, &[moved(TEAM, "007-invoice-export", "WP04", "planned", "doing", "codex", 100)]).await;
-    assert!(b.wait_for(&format!("{wp04} === 'doing'"), Duration::from_secs(20)).await, "the card moved to doing");
-    assert_eq!(b.eval("window.__sameDocument").await, 42, "without a reload");
+    upload_ok_to(
+        &server.url,
+        &token,
+        &[moved(
+            TEAM,
+            "007-invoice-export",
+            "WP04",
+            "planned",
+            "doing",
+            "codex",
+            100,
+        )],
+    )
+    .await;
+    assert!(
+        b.wait_for(&format!("{wp04} === 'doing'"), Duration::from_secs(20))
+            .await,
+        "the card moved to doing"
+    );
+    assert_eq!(
+        b.eval("window.__sameDocument").await,
+        42,
+        "without a reload"
+    );
     shoot(&mut b, "board").await;
 
     // The server restarts on the same port: the page reconnects and keeps following.
     let server = server.restart();
     let token = access_at(&server.url, "alice").await;
-    assert!(b.wait_for("document.getElementById('live-status').dataset.state === 'live'", Duration::from_secs(30)).await);
-    upload_ok_to(&server.url, &token, &[moved(TEAM, "007-invoice-export", "WP04", "doing", "for_review", "codex", 101)]).await;
-    assert!(b.wait_for(&format!("{wp04} === 'for_review'"), Duration::from_secs(30)).await, "the card moved after the restart");
-    assert_eq!(b.eval("window.__sameDocument").await, 42, "still without a reload");
+    assert!(
+        b.wait_for(
+            "document.getElementById('live-status').dataset.state === 'live'",
+            Duration::from_secs(30)
+        )
+        .await
+    );
+    upload_ok_to(
+        &server.url,
+        &token,
+        &[moved(
+            TEAM,
+            "007-invoice-export",
+            "WP04",
+            "doing",
+            "for_review",
+            "codex",
+            101,
+        )],
+    )
+    .await;
+    assert!(
+        b.wait_for(&format!("{wp04} === 'for_review'"), Duration::from_secs(30))
+            .await,
+        "the card moved after the restart"
+    );
+    assert_eq!(
+        b.eval("window.__sameDocument").await,
+        42,
+        "still without a reload"
+    );
 
     // Work package page and flow chart.
-    b.navigate(&format!("{}/a/{TEAM}/dashboards/features/007-invoice-export/WP03", server.url)).await;
-    assert!(b.eval("document.querySelector('.timeline').children.length").await.as_u64() >= Some(4));
+    b.navigate(&format!(
+        "{}/a/{TEAM}/dashboards/features/007-invoice-export/WP03",
+        server.url
+    ))
+    .await;
+    assert!(
+        b.eval("document.querySelector('.timeline').children.length")
+            .await
+            .as_u64()
+            >= Some(4)
+    );
     shoot(&mut b, "work-package").await;
-    b.navigate(&format!("{}/a/{TEAM}/dashboards/features/007-invoice-export/flow", server.url)).await;
-    assert_eq!(b.eval("document.querySelectorAll('figure svg polygon').length").await, 4);
+    b.navigate(&format!(
+        "{}/a/{TEAM}/dashboards/features/007-invoice-export/flow",
+        server.url
+    ))
+    .await;
+    assert_eq!(
+        b.eval("document.querySelectorAll('figure svg polygon').length")
+            .await,
+        4
+    );
     shoot(&mut b, "flow").await;
 
     // Activity: readable sentences, then older pages load as the list scrolls.
-    b.navigate(&format!("{}/a/{TEAM}/dashboards/activity", server.url)).await;
+    b.navigate(&format!("{}/a/{TEAM}/dashboards/activity", server.url))
+        .await;
     shoot(&mut b, "activity").await;
-    let first = b.eval("document.querySelector('#feed li').textContent").await;
-    assert!(first.as_str().is_some_and(|t| t.contains("codex moved WP04 doing → for_review in 007-invoice-export")), "{first}");
+    let first = b
+        .eval("document.querySelector('#feed li').textContent")
+        .await;
+    assert!(
+        first.as_str().is_some_and(
+            |t| t.contains("codex moved WP04 doing → for_review in 007-invoice-export")
+        ),
+        "{first}"
+    );
     let bulk: Vec<Value> = (0..80)
-        .map(|i| with_payload(
-            created(TEAM, "008-audit-log", "WP02", "x", 200 + i),
-            "HistoryAdded",
-            "WorkPackage",
-            json!({"wp_id": "WP02", "entry_type": "note", "feature_slug": "008-audit-log",
+        .map(|i| {
+            with_payload(
+                created(TEAM, "008-audit-log", "WP02", "x", 200 + i),
+                "HistoryAdded",
+                "WorkPackage",
+                json!({"wp_id": "WP02", "entry_type": "note", "feature_slug": "008-audit-log",
                    "entry_content": format!("progress note {i}"), "author": "claude"}),
-        ))
+            )
+        })
         .collect();
     upload_ok_to(&server.url, &token, &bulk).await;
-    b.navigate(&format!("{}/a/{TEAM}/dashboards/activity", server.url)).await;
-    assert_eq!(b.eval("document.querySelectorAll('#feed li').length").await, 50);
+    b.navigate(&format!("{}/a/{TEAM}/dashboards/activity", server.url))
+        .await;
+    assert_eq!(
+        b.eval("document.querySelectorAll('#feed li').length").await,
+        50
+    );
     let mut grew = false;
     for _ in 0..50 {
-        b.eval("window.scrollTo(0, document.body.scrollHeight)").await;
-        if b.eval("document.querySelectorAll('#feed li').length").await.as_u64() > Some(50) {
+        b.eval("window.scrollTo(0, document.body.scrollHeight)")
+            .await;
+        if b.eval("document.querySelectorAll('#feed li').length")
+            .await
+            .as_u64()
+            > Some(50)
+        {
             grew = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(grew, "scrolling loads older events");
-    let seqs = b.eval("Array.from(document.querySelectorAll('#feed li')).map(li => +li.dataset.seq)").await;
-    let seqs: Vec<i64> = seqs.as_array().expect("seqs").iter().filter_map(Value::as_i64).collect();
-    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "no gaps or repeats: {seqs:?}");
+    let seqs = b
+        .eval("Array.from(document.querySelectorAll('#feed li')).map(li => +li.dataset.seq)")
+        .await;
+    let seqs: Vec<i64> = seqs
+        .as_array()
+        .expect("seqs")
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "no gaps or repeats: {seqs:?}"
+    );
+    b.close().await;
 }

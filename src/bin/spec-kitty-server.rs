@@ -15,6 +15,9 @@ use miette::miette;
 use spec_kitty::server::admin::{self, AdminError, DB_ENV};
 use spec_kitty::server::{Server, ServerConfig, ServerError};
 
+/// The longest token lifetime the flags accept: ten years, in seconds.
+const MAX_LIFETIME: u64 = 10 * 365 * 24 * 3600;
+
 /// The spec-kitty team sync server.
 #[derive(Parser)]
 #[command(name = "spec-kitty-server", version)]
@@ -49,21 +52,31 @@ struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     tls_key: Option<PathBuf>,
-    /// Seconds an access token is valid.
-    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    /// Seconds an access token is valid (0 to 10 years; 0 issues already-expired tokens,
+    /// for tests).
+    #[arg(long, default_value_t = 900, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=MAX_LIFETIME))]
     access_lifetime: u64,
-    /// Seconds a refresh token is valid.
-    #[arg(long, default_value_t = 604_800, value_name = "SECS")]
+    /// Seconds a refresh token is valid (0 to 10 years; 0 as for --access-lifetime).
+    #[arg(long, default_value_t = 604_800, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=MAX_LIFETIME))]
     refresh_lifetime: u64,
-    /// Milliseconds between WebSocket pings; two unanswered pings close the connection.
-    #[arg(long, default_value_t = 15_000, value_name = "MS")]
+    /// Milliseconds between WebSocket pings (10 to 3600000); two unanswered pings close the
+    /// connection.
+    #[arg(long, default_value_t = 15_000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     ws_ping_interval_ms: u64,
-    /// Largest batch once decompressed, in bytes (also the raw body limit).
-    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
-    max_batch_bytes: usize,
-    /// Failed logins per username or client address within 5 minutes before 429.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    login_max_failures: usize,
+    /// Largest batch once decompressed, in bytes (also the raw body limit; 1 KiB to 256 MiB).
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1024..=(256 << 20)))]
+    max_batch_bytes: u64,
+    /// Failed logins per (username, client address) within 5 minutes before 429 (1 to
+    /// 10000). Past as many failures for one username from anywhere, each further attempt
+    /// waits 1 s, 2 s, 4 s ... up to 60 s; one address may fail ten times as often over all
+    /// usernames. An address where the user logged in before keeps its own budget.
+    #[arg(long, default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    login_max_failures: u64,
 }
 
 #[derive(Subcommand)]
@@ -120,8 +133,8 @@ fn run(cli: Cli) -> miette::Result<()> {
             password_stdin,
         }) => {
             let password = read_password(password_stdin)?;
-            admin::add_user(&db, &username, &team, &password).map_err(render_admin)?;
-            println!("added user {username} to team {team}");
+            let stored = admin::add_user(&db, &username, &team, &password).map_err(render_admin)?;
+            println!("added user {stored} to team {team}");
             Ok(())
         }
         Command::User(UserCommand::List { json }) => {
@@ -166,12 +179,13 @@ fn serve(db: PathBuf, args: ServeArgs) -> miette::Result<()> {
     let mut config = ServerConfig::new(db);
     config.bind = args.bind;
     config.tls = args.tls_cert.zip(args.tls_key);
-    config.access_lifetime = args.access_lifetime.max(1);
-    config.refresh_lifetime = args.refresh_lifetime.max(1);
-    config.ws_ping_interval = Duration::from_millis(args.ws_ping_interval_ms.max(10));
-    config.max_decompressed_bytes = args.max_batch_bytes;
-    config.max_body_bytes = args.max_batch_bytes;
-    config.login_max_failures = args.login_max_failures;
+    // The ranges are enforced by the flags' parsers, so these conversions cannot truncate.
+    config.access_lifetime = args.access_lifetime;
+    config.refresh_lifetime = args.refresh_lifetime;
+    config.ws_ping_interval = Duration::from_millis(args.ws_ping_interval_ms);
+    config.max_decompressed_bytes = args.max_batch_bytes as usize;
+    config.max_body_bytes = args.max_batch_bytes as usize;
+    config.login_max_failures = args.login_max_failures as usize;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| miette!("cannot start tokio: {e}"))?;
     runtime.block_on(async move {
         let server = Server::bind(config).await.map_err(render_server)?;

@@ -1,5 +1,5 @@
 //! Accounts and tokens: password login, JWT access tokens, rotating refresh tokens, single-use
-//! WebSocket tokens, and the login rate limiter.
+//! WebSocket tokens. Password checks and their rate limiting live in [`super::login`].
 //!
 //! * Access tokens are HS256 JWTs carrying the username and team. Besides the signature and
 //!   expiry, each use checks that the account is still enabled (one indexed read), so that
@@ -10,13 +10,11 @@
 //! * Tokens and passwords never reach a log line: nothing here logs a token, and the request
 //!   log records paths without query strings.
 
-use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::HeaderMap;
@@ -28,14 +26,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, JsonBody};
-use super::store::{RefreshOutcome, unix_now};
+use super::store::{RefreshOutcome, WsTokenOwner, unix_now};
 use super::{AppState, ClientAddr};
 
 /// Environment variable that supplies the JWT signing secret instead of the secret file.
 pub const JWT_SECRET_ENV: &str = "SPEC_KITTY_SERVER_JWT_SECRET";
 
-/// The one message for every failed login, so that it does not tell which usernames exist.
-const INVALID_LOGIN: &str = "Invalid username or password";
+use super::login::INVALID_LOGIN;
 
 /// What can go wrong with the signing secret or a password hash.
 #[derive(Debug, thiserror::Error)]
@@ -133,17 +130,9 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
         .map_err(|e| AuthError::Hash(e.to_string()))
 }
 
-pub(crate) fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
-}
-
 /// A hash of a password nobody has, verified for unknown users so that a login for a missing
 /// account takes as long as one with a wrong password.
-pub(crate) fn decoy_hash() -> &'static str {
+pub(super) fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| hash_password("decoy password that never matches").unwrap_or_default())
 }
@@ -153,8 +142,15 @@ struct Claims {
     sub: String,
     team: String,
     iat: i64,
+    /// Not before: equal to `iat`; checked, so a token minted "in the future" is refused.
+    #[serde(default)]
+    nbf: i64,
     exp: i64,
     typ: String,
+    /// The login session (refresh-token family), so that revoking it reaches the WebSockets
+    /// opened with the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 
 /// The caller of an authenticated endpoint, from a valid access token.
@@ -162,6 +158,8 @@ struct Claims {
 pub struct AuthUser {
     pub username: String,
     pub team_slug: String,
+    /// The login session the token belongs to, when known.
+    pub session: Option<String>,
 }
 
 impl FromRequestParts<Arc<AppState>> for AuthUser {
@@ -175,6 +173,7 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
             .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         let data = jsonwebtoken::decode::<Claims>(token, &state.keys.decoding, &validation)
             .map_err(|_| ApiError::Unauthorized("invalid or expired access token".into()))?;
         if data.claims.typ != "access" {
@@ -183,12 +182,15 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
         // One indexed read per request makes `user disable` take effect at once instead of
         // when the access token expires.
         let (st, name) = (state.clone(), data.claims.sub.clone());
-        if !tokio::task::spawn_blocking(move || st.store.user_active(&name)).await?? {
-            return Err(ApiError::Unauthorized("the account is disabled".into()));
+        match tokio::task::spawn_blocking(move || st.store.user_disabled(&name)).await?? {
+            Some(false) => {}
+            Some(true) => return Err(ApiError::Unauthorized("the account is disabled".into())),
+            None => return Err(ApiError::Unauthorized("invalid access token".into())),
         }
         Ok(AuthUser {
             username: data.claims.sub,
             team_slug: data.claims.team,
+            session: data.claims.sid,
         })
     }
 }
@@ -220,39 +222,32 @@ pub struct TokenPair {
     team_slug: String,
 }
 
-/// `POST /api/v1/token/`
+/// `POST /api/v1/token/`: rate limited and hash-bounded by [`super::login::authenticate`].
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ConnectInfo(ClientAddr(addr)): ConnectInfo<ClientAddr>,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    // Usernames are at most 150 characters; a longer one must not make a huge limiter key.
-    let name: String = req.username.chars().take(160).collect();
-    let keys = [format!("user:{name}"), format!("addr:{}", addr.ip())];
-    state.limiter.check(&keys)?;
-    let st = state.clone();
-    let user = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let user = st.store.find_user(&req.username)?;
-        let hash = user
-            .as_ref()
-            .map_or(decoy_hash(), |u| u.password_hash.as_str());
-        let ok = verify_password(hash, &req.password);
-        Ok(user.filter(|u| ok && !u.disabled))
-    })
-    .await??;
-    let Some(user) = user else {
-        state.limiter.record_failure(&keys);
+    let found = super::login::authenticate(&state, &req.username, req.password, addr.ip()).await?;
+    let Some(user) = found else {
         tracing::info!("login refused");
         return Err(ApiError::Unauthorized(INVALID_LOGIN.into()));
     };
     let refresh = random_token();
-    let family = ulid::Ulid::new().to_string();
-    let expires = unix_now() + state.config.refresh_lifetime as i64;
+    let family_id = ulid::Ulid::new().to_string();
+    let expires = expiry(unix_now(), state.config.refresh_lifetime);
     let (st, hash, name) = (state.clone(), token_hash(&refresh), user.username.clone());
+    let family = family_id.clone();
     tokio::task::spawn_blocking(move || st.store.create_session(&family, &name, &hash, expires))
         .await??;
     tracing::info!(username = %user.username, "login");
-    Ok(Json(issue(&state, user.username, user.team_slug, refresh)?))
+    Ok(Json(issue(
+        &state,
+        user.username,
+        user.team_slug,
+        family_id,
+        refresh,
+    )?))
 }
 
 /// `POST /api/v1/token/refresh/`
@@ -262,7 +257,7 @@ pub async fn refresh(
 ) -> Result<Json<TokenPair>, ApiError> {
     let new_refresh = random_token();
     let (old, new) = (token_hash(&req.refresh), token_hash(&new_refresh));
-    let expires = unix_now() + state.config.refresh_lifetime as i64;
+    let expires = expiry(unix_now(), state.config.refresh_lifetime);
     let st = state.clone();
     let outcome =
         tokio::task::spawn_blocking(move || st.store.rotate_refresh(&old, &new, expires)).await??;
@@ -270,7 +265,14 @@ pub async fn refresh(
         RefreshOutcome::Rotated {
             username,
             team_slug,
-        } => Ok(Json(issue(&state, username, team_slug, new_refresh)?)),
+            family_id,
+        } => Ok(Json(issue(
+            &state,
+            username,
+            team_slug,
+            family_id,
+            new_refresh,
+        )?)),
         RefreshOutcome::ReuseDetected => {
             tracing::warn!("reuse of a rotated refresh token; session revoked");
             Err(ApiError::Unauthorized(
@@ -283,10 +285,21 @@ pub async fn refresh(
     }
 }
 
+/// When a token issued at `now` with `lifetime` seconds expires. A lifetime of 0 gives a
+/// token that is already expired (tests of expiry need no sleeping); lifetimes beyond
+/// `i64::MAX` saturate instead of wrapping negative.
+pub fn expiry(now: i64, lifetime: u64) -> i64 {
+    if lifetime == 0 {
+        return now - 1;
+    }
+    now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX))
+}
+
 fn issue(
     state: &AppState,
     username: String,
     team_slug: String,
+    session: String,
     refresh: String,
 ) -> Result<TokenPair, ApiError> {
     let now = unix_now();
@@ -294,8 +307,10 @@ fn issue(
         sub: username,
         team: team_slug.clone(),
         iat: now,
-        exp: now + state.config.access_lifetime as i64,
+        nbf: now,
+        exp: expiry(now, state.config.access_lifetime),
         typ: "access".into(),
+        sid: Some(session),
     };
     let access = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -324,13 +339,14 @@ pub async fn ws_token(
 ) -> Result<Json<WsToken>, ApiError> {
     let token = random_token();
     let hash = token_hash(&token);
-    let expires = unix_now() + state.config.ws_token_lifetime as i64;
+    let expires = expiry(unix_now(), state.config.ws_token_lifetime);
     let st = state.clone();
-    tokio::task::spawn_blocking(move || {
-        st.store
-            .add_ws_token(&hash, &user.username, &user.team_slug, expires)
-    })
-    .await??;
+    let owner = WsTokenOwner {
+        username: user.username,
+        team_slug: user.team_slug,
+        session: user.session,
+    };
+    tokio::task::spawn_blocking(move || st.store.add_ws_token(&hash, &owner, expires)).await??;
     Ok(Json(WsToken { ws_token: token }))
 }
 
@@ -345,6 +361,7 @@ pub async fn consume_ws_token(
     Ok(owner.map(|o| AuthUser {
         username: o.username,
         team_slug: o.team_slug,
+        session: o.session,
     }))
 }
 
@@ -355,72 +372,10 @@ pub async fn logout(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let hash = token_hash(&req.refresh);
     let st = state.clone();
-    tokio::task::spawn_blocking(move || st.store.revoke_session(&hash)).await??;
+    if let Some(session) =
+        tokio::task::spawn_blocking(move || st.store.revoke_session(&hash)).await??
+    {
+        state.fanout.revoke_session(&session);
+    }
     Ok(Json(serde_json::json!({"status": "ok"})))
-}
-
-/// Counts failed logins per username and per client address in a sliding window, and refuses
-/// further attempts once either reaches the limit. In memory: a restart forgets, which is fine
-/// for slowing down password guessing.
-pub struct LoginLimiter {
-    max_failures: usize,
-    window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
-}
-
-/// Bound on tracked keys, so that a flood of distinct usernames cannot exhaust memory.
-const LIMITER_MAX_KEYS: usize = 100_000;
-
-impl LoginLimiter {
-    pub fn new(max_failures: usize, window: Duration) -> LoginLimiter {
-        LoginLimiter {
-            max_failures: max_failures.max(1),
-            window,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `Err(TooManyRequests)` when any key has reached the limit within the window.
-    pub(crate) fn check(&self, keys: &[String]) -> Result<(), ApiError> {
-        let now = Instant::now();
-        let mut map = self
-            .failures
-            .lock()
-            .map_err(|_| ApiError::Internal("rate limiter lock poisoned".into()))?;
-        let mut retry_after = 0;
-        for key in keys {
-            if let Some(q) = map.get_mut(key) {
-                while q
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
-                    q.pop_front();
-                }
-                if q.len() >= self.max_failures
-                    && let Some(oldest) = q.front()
-                {
-                    let wait = self.window.saturating_sub(now.duration_since(*oldest));
-                    retry_after = retry_after.max(wait.as_secs() + 1);
-                }
-            }
-        }
-        if retry_after > 0 {
-            return Err(ApiError::TooManyRequests { retry_after });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn record_failure(&self, keys: &[String]) {
-        let now = Instant::now();
-        let Ok(mut map) = self.failures.lock() else {
-            return;
-        };
-        if map.len() >= LIMITER_MAX_KEYS {
-            let window = self.window;
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
-        }
-        for key in keys {
-            map.entry(key.clone()).or_default().push_back(now);
-        }
-    }
 }

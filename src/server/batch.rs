@@ -19,7 +19,7 @@ use tracing::Span;
 use super::AppState;
 use super::auth::AuthUser;
 use super::error::ApiError;
-use super::ingest::{Element, EventResult, ingest};
+use super::ingest::{EventResult, ingest};
 
 /// The most events one batch may hold (PROTOCOL.md).
 pub const MAX_EVENTS_PER_BATCH: usize = 1000;
@@ -83,7 +83,11 @@ fn too_large_body(max: usize) -> ApiError {
 }
 
 async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, max).await.map_err(|e| {
+    let read = axum::body::to_bytes(body, max);
+    let read = tokio::time::timeout(super::error::BODY_TIMEOUT, read)
+        .await
+        .map_err(|_| super::error::body_timeout())?;
+    read.map_err(|e| {
         // `to_bytes` reports both an exceeded limit and a broken connection; only the first is
         // the client's fault, and after the second nobody reads the answer anyway.
         let text = format!("{e:?} {e}");
@@ -96,7 +100,7 @@ async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
 }
 
 /// Decompresses (bounded) and parses a batch body into its event elements.
-fn decode(bytes: &[u8], gzip: bool, max_decompressed: usize) -> Result<Vec<Element>, ApiError> {
+fn decode(bytes: &[u8], gzip: bool, max_decompressed: usize) -> Result<Vec<String>, ApiError> {
     let too_large = || {
         ApiError::TooLarge(format!(
             "batch larger than {max_decompressed} bytes once decompressed; send fewer events"
@@ -134,15 +138,11 @@ fn decode(bytes: &[u8], gzip: bool, max_decompressed: usize) -> Result<Vec<Eleme
             batch.events.len()
         )));
     }
-    batch
+    Ok(batch
         .events
         .into_iter()
-        .map(|raw| {
-            let value = serde_json::from_str(raw.get())
-                .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
-            Ok(Element::new(value, raw.get().to_owned()))
-        })
-        .collect()
+        .map(|raw| raw.get().to_owned())
+        .collect())
 }
 
 /// The shape of a batch body; each event stays raw text until it is looked at.

@@ -38,8 +38,12 @@ pub enum ApiError {
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
+    RequestTimeout(String),
+    #[error("{0}")]
+    ServiceUnavailable(String),
+    #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("too many failed login attempts; retry in {retry_after} s")]
+    #[error("too many login attempts; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
     #[error("internal server error")]
     Store(#[from] StoreError),
@@ -54,6 +58,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,6 +105,20 @@ impl From<tokio::task::JoinError> for ApiError {
     }
 }
 
+/// How long a client may take to send a request body once its headers are in.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The body limit of the small JSON endpoints (axum's default body limit).
+pub const JSON_BODY_LIMIT: usize = 2 << 20;
+
+/// The answer to a body that did not arrive within [`BODY_TIMEOUT`].
+pub fn body_timeout() -> ApiError {
+    ApiError::RequestTimeout(format!(
+        "the request body did not arrive within {} s",
+        BODY_TIMEOUT.as_secs()
+    ))
+}
+
 /// A JSON request body whose rejection is answered in the API's JSON error shape instead of
 /// axum's plain text.
 pub struct JsonBody<T>(pub T);
@@ -112,12 +132,42 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         // Lenient about Content-Type: older clients do not always send it.
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let read = Bytes::from_request(req, state);
+        let bytes = match tokio::time::timeout(BODY_TIMEOUT, read).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::TooLarge(format!(
+                    "request body larger than {JSON_BODY_LIMIT} bytes"
+                )));
+            }
+            Ok(Err(e)) => return Err(ApiError::BadRequest(e.body_text())),
+            Err(_) => return Err(body_timeout()),
+        };
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// A query string whose rejection is answered in the API's JSON error shape (400) instead of
+/// axum's plain text.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
     }
 }
 

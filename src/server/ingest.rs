@@ -7,9 +7,10 @@ use serde_json::{Map, Value};
 use crate::event::{EventType, LOCAL_TEAM, Lane, Strictness, validate};
 
 use super::AppState;
+use super::envelope;
+use super::fanout::SubscriberId;
 use super::store::dashboard::EventFacts;
 use super::store::{IncomingEvent, InsertOutcome, StoreError, WpEffect};
-use super::ws::ConnId;
 
 /// The status of one event in a batch response or a WebSocket ack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,37 +40,35 @@ impl EventResult {
     }
 }
 
-/// One element of a batch (or one WebSocket message): its parsed value, for validation, and
-/// its text exactly as the client sent it, which is what gets stored and served back.
-#[derive(Debug, Clone)]
-pub struct Element {
-    pub value: Value,
-    pub text: String,
-}
-
-impl Element {
-    /// An element whose text is already at hand (no re-serialisation: it is the slowest step
-    /// of a batch otherwise).
-    pub fn new(value: Value, text: String) -> Element {
-        Element { value, text }
-    }
-}
-
 /// Processes events for `team_slug` in order: every one gets a result, the accepted ones are
-/// stored in one transaction, and those newly stored are sent to the team's WebSocket
-/// connections except `origin` (the connection that sent them, if any).
+/// stored in one transaction, and those newly stored are published to the team's fan-out
+/// subscribers except `origin` (the one that sent them, if any).
+///
+/// Each element is the text of one envelope exactly as the client sent it (that is what gets
+/// stored and served back). They are parsed one at a time, with bounds
+/// ([`envelope::parse`]), so a batch never holds more than one parsed envelope.
 ///
 /// Blocking: call it from `spawn_blocking`.
 pub fn ingest(
     state: &AppState,
     team_slug: &str,
-    elements: Vec<Element>,
-    origin: Option<ConnId>,
+    texts: Vec<String>,
+    origin: Option<SubscriberId>,
 ) -> Result<Vec<EventResult>, StoreError> {
-    let mut results = Vec::with_capacity(elements.len());
-    let mut accepted = Vec::with_capacity(elements.len());
-    let mut slots = Vec::with_capacity(elements.len());
-    for Element { value, text } in elements {
+    let mut results = Vec::with_capacity(texts.len());
+    let mut accepted = Vec::with_capacity(texts.len());
+    let mut slots = Vec::with_capacity(texts.len());
+    for text in texts {
+        let value = match envelope::parse(&text) {
+            Ok(value) => value,
+            Err(e) => {
+                results.push(EventResult::rejected(
+                    String::new(),
+                    format!("the event is not valid JSON or too large: {e}"),
+                ));
+                continue;
+            }
+        };
         match prepare(&value, text, team_slug) {
             Ok(event) => {
                 slots.push(results.len());
@@ -100,7 +99,7 @@ pub fn ingest(
         }
     }
     if !stored.is_empty() {
-        state.hub.broadcast(team_slug, origin, &stored);
+        state.fanout.publish(team_slug, origin, &stored);
     }
     Ok(results)
 }
@@ -121,6 +120,13 @@ fn prepare(value: &Value, envelope: String, team_slug: &str) -> Result<IncomingE
     let obj = value
         .as_object()
         .ok_or_else(|| "the event must be a JSON object".to_owned())?;
+    // Live frames are `{"type":"event", ...envelope}`: a `type` of its own would let the
+    // envelope pass for another message type with a last-key-wins parser.
+    if obj.contains_key("type") {
+        return Err(
+            "type: not an envelope field (it is reserved for WebSocket message types)".into(),
+        );
+    }
     if let Some(Value::String(claimed)) = obj.get("team_slug")
         && claimed != LOCAL_TEAM
         && claimed != team_slug

@@ -1,8 +1,9 @@
 //! `spec-kitty-server`: the self-hostable team sync server (PROTOCOL.md).
 //!
 //! * [`store`]: the embedded SQLite database (events, dedup, board, accounts).
-//! * [`auth`]: login, token rotation, ws tokens, rate limiting.
-//! * [`batch`], [`pull`], [`ws`]: the sync endpoints; all incoming events go through [`ingest`].
+//! * [`auth`]: tokens (access, rotating refresh, ws); [`login`]: password checks, rate limited.
+//! * [`batch`], [`pull`], [`ws`]: the sync endpoints; all incoming events go through [`ingest`]
+//!   (parsed with bounds by [`envelope`]), which publishes new ones on the [`fanout`].
 //! * [`dashboard`]: the team dashboard (HTML pages, JSON twins, login form, live board).
 //! * [`admin`]: what the administration subcommands do.
 //! * [`tls`]: rustls (ring) listener.
@@ -13,8 +14,12 @@ pub mod admin;
 pub mod auth;
 pub mod batch;
 pub mod dashboard;
+pub mod envelope;
 pub mod error;
+pub mod fanout;
+pub mod housekeeping;
 pub mod ingest;
+pub mod login;
 pub mod pull;
 pub mod store;
 pub mod tls;
@@ -38,10 +43,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use auth::{AuthError, Keys, LoginLimiter};
+use auth::{AuthError, Keys};
+use fanout::Fanout;
+use login::{HashSlots, LimiterConfig, LoginLimiter};
 use store::{Store, StoreError};
 use tls::{TlsError, TlsListener};
-use ws::Hub;
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -64,7 +70,8 @@ pub struct ServerConfig {
     pub max_decompressed_bytes: usize,
     /// Cap on the raw request body of a batch.
     pub max_body_bytes: usize,
-    /// Failed logins per username or client address within `login_window` before 429.
+    /// Failed logins per (username, client address) within `login_window` before 429; the
+    /// per-user backoff starts after as many, the per-address limit is ten times as many.
     pub login_max_failures: usize,
     pub login_window: Duration,
 }
@@ -113,7 +120,10 @@ pub struct AppState {
     pub config: ServerConfig,
     pub keys: Keys,
     pub limiter: LoginLimiter,
-    pub hub: Hub,
+    /// The password-hashing slots every login path verifies in.
+    pub hash_slots: HashSlots,
+    /// Live subscribers of each team's new events (WebSockets, the dashboard).
+    pub fanout: Fanout,
     /// Batches being decompressed, validated and stored at once. Bounds memory (each may
     /// inflate to `max_decompressed_bytes`) and keeps the blocking pool from thrashing.
     pub batch_slots: tokio::sync::Semaphore,
@@ -171,13 +181,18 @@ impl Server {
             None => Listening::Plain(tcp),
         };
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let limiter = LoginLimiter::new(config.login_max_failures, config.login_window);
+        let limiter = LoginLimiter::new(LimiterConfig {
+            max_failures: config.login_max_failures,
+            window: config.login_window,
+            max_keys: login::MAX_KEYS,
+        });
         let state = Arc::new(AppState {
             store,
             config,
             keys,
             limiter,
-            hub: Hub::default(),
+            hash_slots: HashSlots::per_core(),
+            fanout: Fanout::default(),
             batch_slots: tokio::sync::Semaphore::new(batch_slots()),
             shutdown,
         });
@@ -214,6 +229,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let app = router(self.state.clone());
+        tokio::spawn(housekeeping::run(self.state.clone()));
         let tx = self.shutdown_tx;
         let mut fired = tx.subscribe();
         let signal = async move {

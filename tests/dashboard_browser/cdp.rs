@@ -4,8 +4,8 @@
 //! the browser process is killed when the [`Chromium`] is dropped.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -14,7 +14,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The flags that work on this kind of machine (container, no GPU, no sandbox, no network
 /// services of Google's).
@@ -59,17 +60,9 @@ impl Chromium {
         let profile = tempfile::tempdir().expect("profile dir");
         let home = profile.path().join("home");
         std::fs::create_dir_all(&home).expect("home");
-        // A session of its own (util-linux `setsid` execs in place, so the pid stays the
-        // browser's): no controlling terminal to disturb, and one process group to end.
-        let mut command = if Path::new("/usr/bin/setsid").is_file() {
-            let mut c = Command::new("/usr/bin/setsid");
-            c.arg(binary);
-            c
-        } else {
-            let mut c = Command::new(binary);
-            c.process_group(0);
-            c
-        };
+        // A process group of its own: a terminal's Ctrl-C goes to the test, not the browser.
+        let mut command = Command::new(binary);
+        command.process_group(0);
         let mut child = command
             .args(FLAGS)
             .arg(format!("--user-data-dir={}", profile.path().display()))
@@ -84,7 +77,10 @@ impl Chromium {
         let mut port = None;
         for _ in 0..600 {
             if let Ok(text) = std::fs::read_to_string(&port_file)
-                && let Some(p) = text.lines().next().and_then(|l| l.trim().parse::<u16>().ok())
+                && let Some(p) = text
+                    .lines()
+                    .next()
+                    .and_then(|l| l.trim().parse::<u16>().ok())
             {
                 port = Some(p);
                 break;
@@ -98,10 +94,17 @@ impl Chromium {
             let _ = child.kill();
             panic!("chromium did not open its DevTools port within 60 s");
         };
-        let http = reqwest::Client::builder().no_proxy().build().expect("client");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
         let mut ws_url = None;
         for _ in 0..100 {
-            let list: Value = match http.get(format!("http://127.0.0.1:{port}/json/list")).send().await {
+            let list: Value = match http
+                .get(format!("http://127.0.0.1:{port}/json/list"))
+                .send()
+                .await
+            {
                 Ok(r) => r.json().await.unwrap_or(Value::Null),
                 Err(_) => Value::Null,
             };
@@ -117,8 +120,15 @@ impl Chromium {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let ws_url = ws_url.expect("chromium lists its page");
-        let (socket, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.expect("attach to the page");
-        let mut browser = Chromium { child, socket, next_id: 0, _profile: profile };
+        let (socket, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+            .await
+            .expect("attach to the page");
+        let mut browser = Chromium {
+            child,
+            socket,
+            next_id: 0,
+            _profile: profile,
+        };
         browser.call("Page.enable", json!({})).await;
         browser.call("Runtime.enable", json!({})).await;
         browser
@@ -135,7 +145,10 @@ impl Chromium {
         self.next_id += 1;
         let id = self.next_id;
         let msg = json!({"id": id, "method": method, "params": params}).to_string();
-        self.socket.send(Message::Text(msg.into())).await.expect("send to chromium");
+        self.socket
+            .send(Message::Text(msg.into()))
+            .await
+            .expect("send to chromium");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let next = tokio::time::timeout_at(deadline, self.socket.next()).await;
@@ -172,7 +185,10 @@ impl Chromium {
         let tries = (timeout.as_millis() / 100).max(1);
         for _ in 0..tries {
             let ok = self
-                .call("Runtime.evaluate", json!({"expression": expression, "returnByValue": true}))
+                .call(
+                    "Runtime.evaluate",
+                    json!({"expression": expression, "returnByValue": true}),
+                )
                 .await;
             if ok["result"]["value"] == Value::Bool(true) {
                 return true;
@@ -192,8 +208,12 @@ impl Chromium {
     /// Waits until the document that replaced the current one has loaded (after a click,
     /// a key press or [`Chromium::navigate`]); call `mark_document` before the action.
     pub async fn wait_loaded(&mut self, what: &str) {
-        let loaded = "window.__previousDocument === undefined && document.readyState === 'complete'";
-        assert!(self.wait_for(loaded, Duration::from_secs(30)).await, "{what} did not load");
+        let loaded =
+            "window.__previousDocument === undefined && document.readyState === 'complete'";
+        assert!(
+            self.wait_for(loaded, Duration::from_secs(30)).await,
+            "{what} did not load"
+        );
     }
 
     /// Marks the current document, so that [`Chromium::wait_loaded`] sees when it is replaced.
@@ -244,7 +264,9 @@ impl Chromium {
             )
             .await;
         let data = shot["data"].as_str().expect("screenshot data");
-        let png = base64::engine::general_purpose::STANDARD.decode(data).expect("base64 png");
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("base64 png");
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).expect("screenshot dir");
         }
@@ -252,12 +274,27 @@ impl Chromium {
     }
 }
 
+impl Chromium {
+    /// Asks the browser to quit (it ends its renderers and helpers itself) and waits for it,
+    /// bounded; killed if it does not exit in time.
+    pub async fn close(mut self) {
+        self.next_id += 1;
+        let msg = json!({"id": self.next_id, "method": "Browser.close", "params": {}}).to_string();
+        let _ = self.socket.send(Message::Text(msg.into())).await;
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for Chromium {
+    // Only the browser's own pid is signalled: never a process group. (procps' `kill -KILL
+    // -<pgid>` turned into kill(-1) on this machine and took every process with it.) The
+    // renderers and helpers exit when the browser process is gone.
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.child.id()))
-            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

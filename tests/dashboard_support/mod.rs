@@ -70,7 +70,11 @@ impl Browser {
         self.http
             .post(format!("{}/login", self.base))
             .header("Cookie", format!("sk_login_csrf={cookie}"))
-            .form(&[("username", username), ("password", password), ("csrf", &csrf)])
+            .form(&[
+                ("username", username),
+                ("password", password),
+                ("csrf", &csrf),
+            ])
             .send()
             .await
             .expect("POST /login")
@@ -91,7 +95,10 @@ pub fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or("").to_owned()))
+        .find_map(|v| {
+            v.strip_prefix(&format!("{name}="))
+                .map(|rest| rest.split(';').next().unwrap_or("").to_owned())
+        })
 }
 
 /// The whole `Set-Cookie` header of cookie `name`.
@@ -120,8 +127,22 @@ pub fn created(team: &str, feature: &str, wp: &str, title: &str, lamport: u64) -
 }
 
 /// A WPStatusChanged of `feature` by `actor`.
-pub fn moved(team: &str, feature: &str, wp: &str, from: &str, to: &str, actor: &str, lamport: u64) -> Value {
-    let mut e = status_event(team, wp, spec_kitty::event::Lane::Planned, spec_kitty::event::Lane::Doing, lamport);
+pub fn moved(
+    team: &str,
+    feature: &str,
+    wp: &str,
+    from: &str,
+    to: &str,
+    actor: &str,
+    lamport: u64,
+) -> Value {
+    let mut e = status_event(
+        team,
+        wp,
+        spec_kitty::event::Lane::Planned,
+        spec_kitty::event::Lane::Doing,
+        lamport,
+    );
     e["payload"]["feature_slug"] = json!(feature);
     e["payload"]["previous_status"] = json!(from);
     e["payload"]["new_status"] = json!(to);
@@ -200,8 +221,17 @@ impl FixedServer {
                 break u.to_owned();
             }
         };
-        let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-        FixedServer { child: Some(child), url, port, dir: dir.to_owned() }
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        FixedServer {
+            child: Some(child),
+            url,
+            port,
+            dir: dir.to_owned(),
+        }
     }
 
     /// Stops with SIGTERM (bounded wait), then starts again on the same port and database.
@@ -218,8 +248,13 @@ impl FixedServer {
     }
 
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         for _ in 0..200 {
             if let Ok(Some(_)) = child.try_wait() {
                 return;

@@ -56,10 +56,15 @@ impl ActivityQuery {
 
     fn filter_query(&self) -> String {
         let f = self.filter();
-        [("type", f.event_type), ("wp", f.wp_id), ("feature", f.feature_slug), ("actor", f.actor)]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| format!("&{k}={}", enc(&v))))
-            .collect()
+        [
+            ("type", f.event_type),
+            ("wp", f.wp_id),
+            ("feature", f.feature_slug),
+            ("actor", f.actor),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("&{k}={}", enc(&v))))
+        .collect()
     }
 }
 
@@ -93,18 +98,30 @@ pub async fn page(
     .await?;
     let more = rows.len() > PAGE;
     rows.truncate(PAGE);
-    let next = more.then(|| rows.last().map(|e| e.seq.to_string())).flatten();
+    let next = more
+        .then(|| rows.last().map(|e| e.seq.to_string()))
+        .flatten();
     let items: Vec<FeedItem> = rows
         .iter()
         .map(|e| FeedItem::new(e.seq, &e.event_type, &e.envelope))
         .collect();
     if q.format.as_deref() == Some("json") {
-        return Ok(Json(Activity { team_slug: team, events: items, next }).into_response());
+        return Ok(Json(Activity {
+            team_slug: team,
+            events: items,
+            next,
+        })
+        .into_response());
     }
     let base = base(&team);
-    let more_link = next.as_ref().map(|n| format!("{base}activity?before={n}{}", q.filter_query()));
+    let more_link = next
+        .as_ref()
+        .map(|n| format!("{base}activity?before={n}{}", q.filter_query()));
     if q.fragment.is_some() {
-        return Ok(Html(html! { (list_items(&team, &items)) (more_markup(&more_link)) }.into_string()).into_response());
+        return Ok(Html(
+            html! { (list_items(&team, &items)) (more_markup(&more_link)) }.into_string(),
+        )
+        .into_response());
     }
     let f = q.filter();
     let body = html! {

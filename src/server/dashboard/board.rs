@@ -37,11 +37,15 @@ impl BoardQuery {
     /// The query string of the filters (for links and the live fragment).
     fn query(&self) -> String {
         let f = self.filter();
-        [("project", f.project_uuid), ("feature", f.feature_slug), ("lane", f.lane)]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| format!("{k}={}", enc(&v))))
-            .collect::<Vec<_>>()
-            .join("&")
+        [
+            ("project", f.project_uuid),
+            ("feature", f.feature_slug),
+            ("lane", f.lane),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", enc(&v))))
+        .collect::<Vec<_>>()
+        .join("&")
     }
 }
 
@@ -72,13 +76,21 @@ pub async fn page(
     let (cards, features) = blocking(&state, move |st| {
         let cards = st.store.board(&t, &filter)?;
         // The filter menus only on the full page.
-        let features = if fragment || json { Vec::new() } else { st.store.features(&t)? };
+        let features = if fragment || json {
+            Vec::new()
+        } else {
+            st.store.features(&t)?
+        };
         Ok((cards, features))
     })
     .await?;
     let mut columns: Vec<Column> = LANES
         .iter()
-        .map(|lane| Column { lane, count: 0, cards: Vec::new() })
+        .map(|lane| Column {
+            lane,
+            count: 0,
+            cards: Vec::new(),
+        })
         .collect();
     for card in cards {
         if let Some(c) = columns.iter_mut().find(|c| c.lane == card.lane) {
@@ -89,7 +101,11 @@ pub async fn page(
         c.count = c.cards.len();
     }
     if json {
-        return Ok(Json(Board { team_slug: team, lanes: columns }).into_response());
+        return Ok(Json(Board {
+            team_slug: team,
+            lanes: columns,
+        })
+        .into_response());
     }
     let now = chrono::Utc::now().timestamp_millis();
     let columns_markup = render_columns(&team, &columns, now);
@@ -117,7 +133,12 @@ pub async fn page(
 fn filters(filter: &BoardFilter, features: &[FeatureRow]) -> Markup {
     let mut projects: Vec<(&str, &str)> = features
         .iter()
-        .map(|f| (f.project_uuid.as_str(), f.project_slug.as_deref().unwrap_or(&f.project_uuid)))
+        .map(|f| {
+            (
+                f.project_uuid.as_str(),
+                f.project_slug.as_deref().unwrap_or(&f.project_uuid),
+            )
+        })
         .collect();
     projects.sort();
     projects.dedup();

@@ -61,7 +61,10 @@ pub fn series(mut transitions: Vec<Transition>) -> Vec<Point> {
         counts[new] += 1;
         match points.last_mut() {
             Some(p) if p.at_ms == t.at_ms => p.lanes = counts,
-            _ => points.push(Point { at_ms: t.at_ms, lanes: counts }),
+            _ => points.push(Point {
+                at_ms: t.at_ms,
+                lanes: counts,
+            }),
         }
     }
     points
@@ -79,7 +82,11 @@ pub fn render_svg(feature: &str, points: &[Point], now_ms: i64) -> String {
         s,
         r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-labelledby="flow-title flow-desc">"##
     );
-    let _ = write!(s, r#"<title id="flow-title">Cumulative flow of {}</title>"#, maud::html! { (feature) }.into_string());
+    let _ = write!(
+        s,
+        r#"<title id="flow-title">Cumulative flow of {}</title>"#,
+        maud::html! { (feature) }.into_string()
+    );
     let desc = match points.last() {
         Some(p) => LANES
             .iter()
@@ -90,14 +97,27 @@ pub fn render_svg(feature: &str, points: &[Point], now_ms: i64) -> String {
         None => "No lane changes yet".into(),
     };
     let _ = write!(s, r#"<desc id="flow-desc">Now — {desc}</desc>"#);
-    let _ = write!(s, r##"<rect x="0" y="0" width="{W}" height="{H}" fill="#ffffff"/>"##);
+    let _ = write!(
+        s,
+        r##"<rect x="0" y="0" width="{W}" height="{H}" fill="#ffffff"/>"##
+    );
     let (Some(first), Some(last)) = (points.first(), points.last()) else {
-        let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="middle" fill="#57606a" font-size="14">No lane changes yet</text></svg>"##, W / 2.0, H / 2.0);
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="middle" fill="#57606a" font-size="14">No lane changes yet</text></svg>"##,
+            W / 2.0,
+            H / 2.0
+        );
         return s;
     };
     let t0 = first.at_ms;
     let t1 = now_ms.max(last.at_ms).max(t0 + 1);
-    let max = points.iter().map(|p| p.lanes.iter().sum::<i64>()).max().unwrap_or(1).max(1);
+    let max = points
+        .iter()
+        .map(|p| p.lanes.iter().sum::<i64>())
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let x = |t: i64| PAD_L + (t - t0) as f64 / (t1 - t0) as f64 * (W - PAD_L - 8.0);
     let y = |n: i64| (H - PAD_B) - n as f64 / max as f64 * (H - PAD_B - 8.0);
     // Stack from the bottom: done (3), for_review (2), doing (1), planned (0).
@@ -130,12 +150,43 @@ pub fn render_svg(feature: &str, points: &[Point], now_ms: i64) -> String {
     }
     // Axes: count on the left, start and end dates below.
     let axis = "#57606a";
-    let _ = write!(s, r#"<line x1="{PAD_L}" y1="{}" x2="{}" y2="{}" stroke="{axis}"/>"#, H - PAD_B, W - 8.0, H - PAD_B);
-    let _ = write!(s, r#"<text x="{}" y="{}" font-size="11" text-anchor="end" fill="{axis}">{max}</text>"#, PAD_L - 4.0, 16.0);
-    let _ = write!(s, r#"<text x="{}" y="{}" font-size="11" text-anchor="end" fill="{axis}">0</text>"#, PAD_L - 4.0, H - PAD_B);
-    let date = |t: i64| chrono::DateTime::from_timestamp_millis(t).map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
-    let _ = write!(s, r#"<text x="{PAD_L}" y="{}" font-size="11" fill="{axis}">{}</text>"#, H - 6.0, date(t0));
-    let _ = write!(s, r#"<text x="{}" y="{}" font-size="11" text-anchor="end" fill="{axis}">{}</text>"#, W - 8.0, H - 6.0, date(t1));
+    let _ = write!(
+        s,
+        r#"<line x1="{PAD_L}" y1="{}" x2="{}" y2="{}" stroke="{axis}"/>"#,
+        H - PAD_B,
+        W - 8.0,
+        H - PAD_B
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" font-size="11" text-anchor="end" fill="{axis}">{max}</text>"#,
+        PAD_L - 4.0,
+        16.0
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" font-size="11" text-anchor="end" fill="{axis}">0</text>"#,
+        PAD_L - 4.0,
+        H - PAD_B
+    );
+    let date = |t: i64| {
+        chrono::DateTime::from_timestamp_millis(t)
+            .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default()
+    };
+    let _ = write!(
+        s,
+        r#"<text x="{PAD_L}" y="{}" font-size="11" fill="{axis}">{}</text>"#,
+        H - 6.0,
+        date(t0)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" font-size="11" text-anchor="end" fill="{axis}">{}</text>"#,
+        W - 8.0,
+        H - 6.0,
+        date(t1)
+    );
     s.push_str("</svg>");
     s
 }
@@ -150,7 +201,10 @@ async fn load(
     own_team(viewer, team)?;
     let (project, slug) = project_of(state, team, feature, project).await?;
     let (t, p, f) = (team.to_owned(), project.clone(), feature.to_owned());
-    let transitions = blocking(state, move |st| st.store.feature_transitions(&t, &p, &f, MAX_TRANSITIONS)).await?;
+    let transitions = blocking(state, move |st| {
+        st.store.feature_transitions(&t, &p, &f, MAX_TRANSITIONS)
+    })
+    .await?;
     Ok((project, slug, series(transitions)))
 }
 
@@ -163,7 +217,13 @@ pub async fn page(
 ) -> Result<Response, DashError> {
     let (project, slug, points) = load(&state, &viewer, &team, &feature, given(&q.project)).await?;
     if q.format.as_deref() == Some("json") {
-        return Ok(Json(Flow { team_slug: team, project_uuid: project, feature_slug: feature, points }).into_response());
+        return Ok(Json(Flow {
+            team_slug: team,
+            project_uuid: project,
+            feature_slug: feature,
+            points,
+        })
+        .into_response());
     }
     let now = chrono::Utc::now().timestamp_millis();
     let base = base(&team);
@@ -183,7 +243,10 @@ pub async fn page(
         }
         p { a href={ (base) "features/" (enc(&feature)) "/flow.svg?project=" (enc(&project)) } { "The chart as an SVG file" } }
     };
-    Ok(Html(layout::page(&viewer, "Cumulative flow", Nav::None, body).into_string()).into_response())
+    Ok(
+        Html(layout::page(&viewer, "Cumulative flow", Nav::None, body).into_string())
+            .into_response(),
+    )
 }
 
 /// `GET /a/<team>/dashboards/features/<feature>/flow.svg`
@@ -196,7 +259,10 @@ pub async fn svg(
     let (_, _, points) = load(&state, &viewer, &team, &feature, given(&q.project)).await?;
     let now = chrono::Utc::now().timestamp_millis();
     let mut r = render_svg(&feature, &points, now).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
+    );
     Ok(r)
 }
 
@@ -205,7 +271,12 @@ mod tests {
     use super::*;
 
     fn t(seq: i64, wp: &str, at_ms: i64, lane: &str) -> Transition {
-        Transition { seq, wp_id: wp.into(), at_ms, lane: lane.into() }
+        Transition {
+            seq,
+            wp_id: wp.into(),
+            at_ms,
+            lane: lane.into(),
+        }
     }
 
     #[test]
@@ -220,9 +291,18 @@ mod tests {
         assert_eq!(
             points,
             [
-                Point { at_ms: 10, lanes: [2, 0, 0, 0] },
-                Point { at_ms: 20, lanes: [1, 1, 0, 0] },
-                Point { at_ms: 30, lanes: [1, 0, 0, 1] },
+                Point {
+                    at_ms: 10,
+                    lanes: [2, 0, 0, 0]
+                },
+                Point {
+                    at_ms: 20,
+                    lanes: [1, 1, 0, 0]
+                },
+                Point {
+                    at_ms: 30,
+                    lanes: [1, 0, 0, 1]
+                },
             ]
         );
         let svg = render_svg("001-<x>", &points, 40);

@@ -1,9 +1,11 @@
 //! `GET /a/<team>/dashboards/live`: server-sent events for the live board.
 //!
-//! The stream first sends `hello` (the page then refreshes, which also catches up after a
-//! reconnect), then `change` whenever the team has new events. The stream ends when the
-//! server shuts down; the browser's EventSource reconnects by itself (`retry: 1000`), to
-//! this server when it is back or to another replica.
+//! The stream subscribes to the team on the server's [`Fanout`](super::super::fanout::Fanout)
+//! and sends `hello` first (the page then refreshes, which also catches up after a
+//! reconnect), then `change` for each batch of new events. It ends when the server shuts
+//! down, when the session logs out, or when the page cannot keep up; the browser's
+//! EventSource reconnects by itself (`retry: 1000`) and the `hello` of the new stream brings
+//! the board up to date.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,19 +13,19 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
 use futures_util::stream;
+use futures_util::{FutureExt, Stream};
 
 use super::super::AppState;
+use super::super::fanout::{SubscribeAs, Subscription};
 use super::{DashError, Viewer, own_team};
 
-/// How often the team's event count is read (one primary-key read) when no notification came.
-const POLL: Duration = Duration::from_millis(500);
+/// Envelopes queued for one page before it counts as too slow (it then reconnects).
+const QUEUE: usize = 256;
 
 struct Follow {
-    state: Arc<AppState>,
-    team: String,
-    seen: Option<i64>,
+    subscription: Subscription,
+    hello: bool,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -34,41 +36,44 @@ pub async fn stream(
     viewer: Viewer,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, DashError> {
     own_team(&viewer, &team)?;
+    let subscription = state.fanout.subscribe(
+        SubscribeAs {
+            team_slug: team,
+            username: viewer.username,
+            session: viewer.session,
+        },
+        QUEUE,
+    );
     let follow = Follow {
+        subscription,
+        hello: false,
         shutdown: state.shutdown.clone(),
-        state,
-        team,
-        seen: None,
     };
     let events = stream::unfold(follow, |mut f| async move {
-        if f.seen.is_none() {
-            f.seen = Some(count(&f).await);
-            return Some((Ok(Event::default().event("hello").data("{}").retry(Duration::from_secs(1))), f));
+        if !f.hello {
+            f.hello = true;
+            let hello = Event::default()
+                .event("hello")
+                .data("{}")
+                .retry(Duration::from_secs(1));
+            return Some((Ok(hello), f));
         }
-        loop {
-            if *f.shutdown.borrow() {
-                return None;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(POLL) => {}
-                _ = f.shutdown.changed() => return None,
-            }
-            let now = count(&f).await;
-            if Some(now) != f.seen {
-                f.seen = Some(now);
-                let data = format!("{{\"events\":{now}}}");
-                return Some((Ok(Event::default().event("change").data(data)), f));
-            }
+        if *f.shutdown.borrow() {
+            return None;
         }
+        tokio::select! {
+            next = f.subscription.recv() => next.ok()?,
+            _ = f.shutdown.changed() => return None,
+        };
+        // One refresh for a whole batch: count what is already queued behind the first.
+        let mut n = 1;
+        while let Some(Ok(_)) = f.subscription.recv().now_or_never() {
+            n += 1;
+        }
+        let change = Event::default()
+            .event("change")
+            .data(format!("{{\"events\":{n}}}"));
+        Some((Ok(change), f))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
-}
-
-/// The team's event count (the last one seen if the database cannot be read right now).
-async fn count(f: &Follow) -> i64 {
-    let (st, team) = (f.state.clone(), f.team.clone());
-    match tokio::task::spawn_blocking(move || st.store.dashboard_event_count(&team)).await {
-        Ok(Ok(n)) => n,
-        _ => f.seen.unwrap_or(0),
-    }
 }

@@ -138,10 +138,7 @@ async fn security_headers(mut response: Response) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
 }

@@ -133,5 +133,9 @@ pub async fn page(
 
 /// Work packages whose feature is not known yet are filed under "".
 pub fn display_feature(slug: &str) -> &str {
-    if slug.is_empty() { "(no feature yet)" } else { slug }
+    if slug.is_empty() {
+        "(no feature yet)"
+    } else {
+        slug
+    }
 }

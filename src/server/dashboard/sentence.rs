@@ -61,7 +61,14 @@ impl FeedItem {
         let actor = ["changed_by", "actor", "agent_id", "author"]
             .iter()
             .find_map(|k| p(k));
-        let parts = parts(event_type, &v, &p, wp.as_deref(), feature.as_deref(), actor.as_deref());
+        let parts = parts(
+            event_type,
+            &v,
+            &p,
+            wp.as_deref(),
+            feature.as_deref(),
+            actor.as_deref(),
+        );
         let sentence = parts
             .iter()
             .map(|part| match part {
@@ -153,7 +160,13 @@ fn parts(
             t(" was created"),
         ],
         "WPAssigned" => {
-            let mut v = vec![who, t(" was assigned "), wp_part, t(" for "), t(&p("phase").unwrap_or_default())];
+            let mut v = vec![
+                who,
+                t(" was assigned "),
+                wp_part,
+                t(" for "),
+                t(&p("phase").unwrap_or_default()),
+            ];
             if let Some(n) = p("retry_count").filter(|n| n != "0") {
                 v.push(t(&format!(" (retry {n})")));
             }
@@ -161,13 +174,22 @@ fn parts(
         }
         "HistoryAdded" => vec![
             who,
-            t(&format!(" added a {} to ", p("entry_type").unwrap_or_else(|| "note".into()))),
+            t(&format!(
+                " added a {} to ",
+                p("entry_type").unwrap_or_else(|| "note".into())
+            )),
             wp_part,
             t(": "),
             Quote(p("entry_content").unwrap_or_default()),
         ],
         "ErrorLogged" => {
-            let mut v = vec![who, t(&format!(" logged a {} error", p("error_type").unwrap_or_default()))];
+            let mut v = vec![
+                who,
+                t(&format!(
+                    " logged a {} error",
+                    p("error_type").unwrap_or_default()
+                )),
+            ];
             if wp.is_some() {
                 v.extend([t(" on "), wp_part]);
             }
@@ -179,7 +201,10 @@ fn parts(
             Wp(p("dependency_wp_id").unwrap_or_default()),
             t(" of "),
             wp_part,
-            t(&format!(" was {}", p("resolution_type").unwrap_or_default())),
+            t(&format!(
+                " was {}",
+                p("resolution_type").unwrap_or_default()
+            )),
         ],
         "FeatureCreated" => {
             return vec![
@@ -196,7 +221,10 @@ fn parts(
             let mut v = vec![
                 t("feature "),
                 Feature(feature.unwrap_or_default().to_owned()),
-                t(&format!(" was completed: {} work packages", p("total_wps").unwrap_or_else(|| "?".into()))),
+                t(&format!(
+                    " was completed: {} work packages",
+                    p("total_wps").unwrap_or_else(|| "?".into())
+                )),
             ];
             if let Some(d) = p("total_duration") {
                 v.push(t(&format!(" in {d}")));

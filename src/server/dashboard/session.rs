@@ -6,7 +6,7 @@
 //! * CSRF: every state-changing form (login, logout) carries a token that must match — for
 //!   login a short-lived double-submit cookie, for logout the session's own token — and a
 //!   request whose `Origin` names another host is refused.
-//! * Failed logins count in the same limiter as `POST /api/v1/token/`, by username and address.
+//! * The password check is the API's ([`authenticate`]): same limiter, same hashing slots.
 //! * Scripts may use `Authorization: Bearer <access token>` instead of a cookie.
 
 use std::sync::Arc;
@@ -21,8 +21,9 @@ use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::super::auth::{AuthUser, decoy_hash, verify_password};
+use super::super::auth::AuthUser;
 use super::super::error::ApiError;
+use super::super::login::authenticate;
 use super::super::store::unix_now;
 use super::super::{AppState, ClientAddr};
 use super::{DashError, base, blocking, layout};
@@ -39,6 +40,8 @@ pub struct Viewer {
     pub team_slug: String,
     /// The session's CSRF token (none for bearer callers, who have no forms).
     pub csrf: Option<String>,
+    /// The hash of the session cookie, which names the session's live subscriptions.
+    pub session: Option<String>,
 }
 
 impl FromRequestParts<Arc<AppState>> for Viewer {
@@ -54,15 +57,18 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
                 username: user.username,
                 team_slug: user.team_slug,
                 csrf: None,
+                session: None,
             });
         }
         if let Some(token) = cookie(&parts.headers, SESSION_COOKIE) {
             let hash = hash(token);
-            if let Some(s) = blocking(state, move |st| st.store.browser_session(&hash)).await? {
+            let h = hash.clone();
+            if let Some(s) = blocking(state, move |st| st.store.browser_session(&h)).await? {
                 return Ok(Viewer {
                     username: s.username,
                     team_slug: s.team_slug,
                     csrf: Some(s.csrf),
+                    session: Some(hash),
                 });
             }
         }
@@ -95,7 +101,10 @@ pub struct LoginQuery {
 }
 
 /// `GET /login`
-pub async fn login_form(State(state): State<Arc<AppState>>, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login_form(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     form_response(&state, StatusCode::OK, q.next.as_deref(), None, "")
 }
 
@@ -121,44 +130,57 @@ pub async fn login(
         return Err(DashError::Forbidden);
     }
     let name: String = form.username.chars().take(160).collect();
-    let keys = [format!("user:{name}"), format!("addr:{}", addr.ip())];
-    if let Err(ApiError::TooManyRequests { retry_after }) = state.limiter.check(&keys) {
-        let message = format!("Too many failed logins. Try again in {retry_after} s.");
-        let mut r = form_response(&state, StatusCode::TOO_MANY_REQUESTS, next, Some(&message), &name);
-        if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
+    let user = match authenticate(&state, &form.username, form.password, addr.ip()).await {
+        Ok(user) => user,
+        Err(ApiError::TooManyRequests { retry_after }) => {
+            let message = format!("Too many failed logins. Try again in {retry_after} s.");
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut r = form_response(&state, status, next, Some(&message), &name);
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return Ok(r);
         }
-        return Ok(r);
-    }
-    let (username, password) = (form.username.clone(), form.password);
-    let user = blocking(&state, move |st| {
-        let user = st.store.find_user(&username)?;
-        let hash = user.as_ref().map_or(decoy_hash(), |u| u.password_hash.as_str());
-        let ok = verify_password(hash, &password);
-        Ok(user.filter(|u| ok && !u.disabled))
-    })
-    .await?;
+        Err(e) => return Err(e.into()),
+    };
     let Some(user) = user else {
-        state.limiter.record_failure(&keys);
         tracing::info!("dashboard login refused");
         let message = "Invalid username or password.";
-        return Ok(form_response(&state, StatusCode::UNAUTHORIZED, next, Some(message), &name));
+        return Ok(form_response(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            next,
+            Some(message),
+            &name,
+        ));
     };
     let token = random_token();
     let (hash, csrf, who) = (hash(&token), random_token(), user.username.clone());
     let expires = unix_now() + SESSION_SECONDS;
-    blocking(&state, move |st| st.store.create_browser_session(&hash, &who, &csrf, expires))
-        .await?;
+    blocking(&state, move |st| {
+        st.store.create_browser_session(&hash, &who, &csrf, expires)
+    })
+    .await?;
     tracing::info!(username = %user.username, "dashboard login");
     let target = next
         .filter(|n| safe_next(n, &user.team_slug))
         .map_or_else(|| base(&user.team_slug), str::to_owned);
     let mut r = Redirect::to(&target).into_response();
-    let secure = if state.config.tls.is_some() { "; Secure" } else { "" };
-    set_cookie(&mut r, &format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECONDS}{secure}"
-    ));
-    set_cookie(&mut r, &format!("{LOGIN_CSRF_COOKIE}=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0{secure}"));
+    let secure = if state.config.tls.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
+    set_cookie(
+        &mut r,
+        &format!(
+            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECONDS}{secure}"
+        ),
+    );
+    set_cookie(
+        &mut r,
+        &format!("{LOGIN_CSRF_COOKIE}=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
+    );
     Ok(r)
 }
 
@@ -177,13 +199,21 @@ pub async fn logout(
     if !same_origin(&headers) || viewer.csrf.as_deref() != Some(form.csrf.as_str()) {
         return Err(DashError::Forbidden);
     }
-    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        let hash = hash(token);
-        blocking(&state, move |st| st.store.end_browser_session(&hash)).await?;
+    if let Some(session) = viewer.session {
+        // Its live board streams end too.
+        state.fanout.revoke_session(&session);
+        blocking(&state, move |st| st.store.end_browser_session(&session)).await?;
     }
     let mut r = Redirect::to("/login").into_response();
-    let secure = if state.config.tls.is_some() { "; Secure" } else { "" };
-    set_cookie(&mut r, &format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"));
+    let secure = if state.config.tls.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
+    set_cookie(
+        &mut r,
+        &format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+    );
     Ok(r)
 }
 
@@ -198,10 +228,17 @@ fn form_response(
     let csrf = random_token();
     let page = login_page(&csrf, next, message, username);
     let mut r = (status, Html(page.into_string())).into_response();
-    let secure = if state.config.tls.is_some() { "; Secure" } else { "" };
-    set_cookie(&mut r, &format!(
-        "{LOGIN_CSRF_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
-    ));
+    let secure = if state.config.tls.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
+    set_cookie(
+        &mut r,
+        &format!(
+            "{LOGIN_CSRF_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
+        ),
+    );
     r
 }
 

@@ -64,8 +64,16 @@ pub async fn page(
     let (t, p, f, w) = (team.clone(), project.clone(), feature.clone(), wp.clone());
     let (events, card) = blocking(&state, move |st| {
         let events = st.store.work_package_events(&t, &p, &f, &w, MAX_EVENTS)?;
-        let filter = BoardFilter { project_uuid: Some(p), feature_slug: Some(f), lane: None };
-        let card = st.store.board(&t, &filter)?.into_iter().find(|c| c.wp_id == w);
+        let filter = BoardFilter {
+            project_uuid: Some(p),
+            feature_slug: Some(f),
+            lane: None,
+        };
+        let card = st
+            .store
+            .board(&t, &filter)?
+            .into_iter()
+            .find(|c| c.wp_id == w);
         Ok((events, card))
     })
     .await?;
@@ -80,11 +88,25 @@ pub async fn page(
     let now = chrono::Utc::now().timestamp_millis();
     let spent = time_in_lanes(&timeline, &events_lanes(&events), now);
     if q.format.as_deref() == Some("json") {
-        let time_in_lane_ms = LANES.iter().zip(spent).map(|(l, ms)| ((*l).to_owned(), ms.into())).collect();
-        return Ok(Json(WorkPackage { team_slug: team, project_uuid: project, card, time_in_lane_ms, timeline }).into_response());
+        let time_in_lane_ms = LANES
+            .iter()
+            .zip(spent)
+            .map(|(l, ms)| ((*l).to_owned(), ms.into()))
+            .collect();
+        return Ok(Json(WorkPackage {
+            team_slug: team,
+            project_uuid: project,
+            card,
+            time_in_lane_ms,
+            timeline,
+        })
+        .into_response());
     }
     let base = base(&team);
-    let title = card.as_ref().and_then(|c| c.title.clone()).unwrap_or_else(|| "(untitled)".into());
+    let title = card
+        .as_ref()
+        .and_then(|c| c.title.clone())
+        .unwrap_or_else(|| "(untitled)".into());
     let body = html! {
         p { a href={ (base) "board?feature=" (enc(&feature)) } { "← " (feature) " on the board" } }
         h1 { (wp) " " q { (title) } }
@@ -136,7 +158,11 @@ fn time_in_lanes(timeline: &[FeedItem], lanes: &[(i64, Option<Lane>)], now: i64)
     let mut spent = [0i64; 4];
     let mut current: Option<(usize, i64)> = None;
     for item in timeline {
-        let Some(lane) = lanes.iter().find(|(s, _)| *s == item.seq).and_then(|(_, l)| *l) else {
+        let Some(lane) = lanes
+            .iter()
+            .find(|(s, _)| *s == item.seq)
+            .and_then(|(_, l)| *l)
+        else {
             continue;
         };
         let Some(at) = item.at_ms else { continue };

@@ -31,7 +31,11 @@ pub struct TeamRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
     /// The token was current: it is now rotated and the new one is stored in its family.
-    Rotated { username: String, team_slug: String },
+    Rotated {
+        username: String,
+        team_slug: String,
+        family_id: String,
+    },
     /// The token was already rotated: somebody replays an old token, so the whole session was
     /// revoked (RFC 6819 §5.2.2.3, refresh token rotation with reuse detection).
     ReuseDetected,
@@ -44,6 +48,8 @@ pub enum RefreshOutcome {
 pub struct WsTokenOwner {
     pub username: String,
     pub team_slug: String,
+    /// The login session the token was made under (none for tokens from older servers).
+    pub session: Option<String>,
 }
 
 impl Store {
@@ -97,12 +103,11 @@ impl Store {
         })
     }
 
-    /// Whether the user exists and is not disabled.
-    pub fn user_active(&self, username: &str) -> Result<bool, StoreError> {
+    /// Whether the user is disabled; `None` when there is no such user.
+    pub fn user_disabled(&self, username: &str) -> Result<Option<bool>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT disabled FROM users WHERE username = ?1")?;
-            let disabled: Option<bool> = stmt.query_row([username], |r| r.get(0)).optional()?;
-            Ok(disabled == Some(false))
+            Ok(stmt.query_row([username], |r| r.get(0)).optional()?)
         })
     }
 
@@ -221,26 +226,30 @@ impl Store {
             )?;
             tx.execute(
                 "INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES (?1, ?2, ?3)",
-                params![new_hash, family, new_expires_at],
+                params![new_hash, &family, new_expires_at],
             )?;
             tx.commit()?;
             Ok(RefreshOutcome::Rotated {
                 username,
                 team_slug,
+                family_id: family,
             })
         })
     }
 
-    /// Revokes the session a refresh token belongs to. Unknown tokens are ignored: logging
-    /// out twice is not an error.
-    pub fn revoke_session(&self, refresh_hash: &str) -> Result<(), StoreError> {
+    /// Revokes the session a refresh token belongs to and returns its id. Unknown tokens are
+    /// ignored (`None`): logging out twice is not an error.
+    pub fn revoke_session(&self, refresh_hash: &str) -> Result<Option<String>, StoreError> {
         self.write(|conn| {
-            conn.execute(
-                "UPDATE sessions SET revoked = 1 WHERE family_id =
-                   (SELECT family_id FROM refresh_tokens WHERE token_hash = ?1)",
-                [refresh_hash],
-            )?;
-            Ok(())
+            Ok(conn
+                .query_row(
+                    "UPDATE sessions SET revoked = 1 WHERE family_id =
+                       (SELECT family_id FROM refresh_tokens WHERE token_hash = ?1)
+                     RETURNING family_id",
+                    [refresh_hash],
+                    |r| r.get(0),
+                )
+                .optional()?)
         })
     }
 
@@ -248,16 +257,20 @@ impl Store {
     pub fn add_ws_token(
         &self,
         token_hash: &str,
-        username: &str,
-        team_slug: &str,
+        owner: &WsTokenOwner,
         expires_at: i64,
     ) -> Result<(), StoreError> {
         self.write(|conn| {
-            conn.execute("DELETE FROM ws_tokens WHERE expires_at <= ?1", [unix_now()])?;
             conn.execute(
-                "INSERT INTO ws_tokens (token_hash, username, team_slug, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![token_hash, username, team_slug, expires_at],
+                "INSERT INTO ws_tokens (token_hash, username, team_slug, expires_at, family_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    token_hash,
+                    owner.username,
+                    owner.team_slug,
+                    expires_at,
+                    owner.session
+                ],
             )?;
             Ok(())
         })
@@ -270,23 +283,82 @@ impl Store {
             let found = conn
                 .query_row(
                     "DELETE FROM ws_tokens WHERE token_hash = ?1
-                     RETURNING username, team_slug, expires_at",
+                     RETURNING username, team_slug, expires_at, family_id",
                     [token_hash],
                     |r| {
                         Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
+                            WsTokenOwner {
+                                username: r.get(0)?,
+                                team_slug: r.get(1)?,
+                                session: r.get(3)?,
+                            },
                             r.get::<_, i64>(2)?,
                         ))
                     },
                 )
                 .optional()?;
             Ok(found
-                .filter(|(_, _, exp)| *exp > unix_now())
-                .map(|(username, team_slug, _)| WsTokenOwner {
-                    username,
-                    team_slug,
-                }))
+                .filter(|(_, exp)| *exp > unix_now())
+                .map(|(owner, _)| owner))
+        })
+    }
+}
+
+impl Store {
+    /// Of `users` and `sessions`, those that no longer grant access: users disabled or
+    /// deleted, sessions revoked. Reads one row per name.
+    pub fn revoked(
+        &self,
+        users: &[String],
+        sessions: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        self.read(|conn| {
+            let mut user = conn.prepare_cached("SELECT disabled FROM users WHERE username = ?1")?;
+            let mut gone_users = Vec::new();
+            for name in users {
+                let disabled: Option<bool> = user.query_row([name], |r| r.get(0)).optional()?;
+                if disabled != Some(false) {
+                    gone_users.push(name.clone());
+                }
+            }
+            let mut session =
+                conn.prepare_cached("SELECT revoked FROM sessions WHERE family_id = ?1")?;
+            let mut gone_sessions = Vec::new();
+            for id in sessions {
+                let revoked: Option<bool> = session.query_row([id], |r| r.get(0)).optional()?;
+                if revoked != Some(false) {
+                    gone_sessions.push(id.clone());
+                }
+            }
+            Ok((gone_users, gone_sessions))
+        })
+    }
+
+    /// Deletes up to `batch` expired ws tokens, up to `batch` expired refresh tokens, and up
+    /// to `batch` sessions that have no refresh token left; returns the rows deleted.
+    pub fn prune_expired(&self, now: i64, batch: usize) -> Result<usize, StoreError> {
+        let batch = batch as i64;
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let mut n = tx.execute(
+                "DELETE FROM ws_tokens WHERE token_hash IN
+                   (SELECT token_hash FROM ws_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+                params![now, batch],
+            )?;
+            n += tx.execute(
+                "DELETE FROM refresh_tokens WHERE token_hash IN
+                   (SELECT token_hash FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+                params![now, batch],
+            )?;
+            n += tx.execute(
+                "DELETE FROM sessions WHERE family_id IN
+                   (SELECT s.family_id FROM sessions s WHERE NOT EXISTS
+                      (SELECT 1 FROM refresh_tokens r WHERE r.family_id = s.family_id)
+                    LIMIT ?1)",
+                params![batch],
+            )?;
+            tx.commit()?;
+            Ok(n)
         })
     }
 }

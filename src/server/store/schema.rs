@@ -73,7 +73,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (team_slug, project_uuid, feature_slug, wp_id)
     ) WITHOUT ROWID;
     "#,
-    // 2: the dashboard's projections (see store/dashboard).
+    // 2: a ws token remembers the login session it was made under, so that revoking the
+    // session closes the WebSocket opened with it.
+    r#"
+    ALTER TABLE ws_tokens ADD COLUMN family_id TEXT;
+    "#,
+    // 3: the dashboard's projections (see store/dashboard).
     super::dashboard::MIGRATION,
 ];
 

@@ -140,16 +140,18 @@ pub fn project_event(
         }
     };
     if let Some(lane) = lane {
-        tx.prepare_cached("INSERT OR IGNORE INTO dashboard_transitions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
-            .execute(params![
-                team_slug,
-                e.project_uuid,
-                feature.unwrap_or_default(),
-                seq,
-                wp_id,
-                at_ms,
-                lane
-            ])?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO dashboard_transitions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            team_slug,
+            e.project_uuid,
+            feature.unwrap_or_default(),
+            seq,
+            wp_id,
+            at_ms,
+            lane
+        ])?;
     }
     Ok(())
 }

@@ -17,7 +17,9 @@ mod sessions;
 
 pub use ingest::EventFacts;
 pub(super) use ingest::{count_stored, project_event};
-pub use queries::{ActivityFilter, BoardCard, BoardFilter, DashboardCounts, FeatureRow, Transition};
+pub use queries::{
+    ActivityFilter, BoardCard, BoardFilter, DashboardCounts, FeatureRow, Transition,
+};
 pub use sessions::BrowserSession;
 
 /// Migration 2: the dashboard's projections, filled from the events already stored.

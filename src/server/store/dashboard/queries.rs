@@ -2,7 +2,7 @@
 //! cursor), bounded by a limit: the cost does not grow with the team's history.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{OptionalExtension, params, params_from_iter};
+use rusqlite::{params, params_from_iter};
 use serde::Serialize;
 
 use super::super::{Store, StoreError, StoredEvent};
@@ -100,17 +100,6 @@ impl Store {
                     })
                 },
             )?)
-        })
-    }
-
-    /// The team's event count alone (one primary-key read): the live board polls it.
-    pub fn dashboard_event_count(&self, team_slug: &str) -> Result<i64, StoreError> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached("SELECT events FROM dashboard_teams WHERE team_slug = ?1")?
-                .query_row([team_slug], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0))
         })
     }
 
