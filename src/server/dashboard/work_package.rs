@@ -112,7 +112,7 @@ pub async fn page(
         h1 { (wp) " " q { (title) } }
         @if let Some(c) = &card {
             p { "Now in " span class={ "lane-tag lane-" (c.lane) } { (lane_label(&c.lane)) }
-                @if let Some(a) = &c.last_actor { " · last moved by " strong { (a) } } }
+                @if let Some(a) = &c.last_actor { " · last touched by " strong { (a) } } }
         }
         h2 { "Time in each lane" }
         table class="lane-times" {
