@@ -556,6 +556,8 @@ async fn given_an_open_live_stream_a_new_event_is_announced() {
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(text.contains("event: hello"), "{text}");
+    // Outlast the server's revocation check (every 0.5 s): the stream must stay open.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     upload_ok(
         &server,
         &access,
@@ -574,4 +576,36 @@ async fn given_an_open_live_stream_a_new_event_is_announced() {
     }
     assert!(text.contains("event: change"), "{text}");
     assert!(text.contains("\"events\":1"), "one new event: {text}");
+}
+
+#[tokio::test]
+async fn given_https_the_session_cookie_is_secure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
+    let server = TestServer::start(&[
+        "--tls-cert",
+        cert_path.to_str().expect("utf-8"),
+        "--tls-key",
+        key_path.to_str().expect("utf-8"),
+    ]);
+    server.add_user("alice", "acme");
+    let mut b = Browser::new(&server.url);
+    b.http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem"),
+        )
+        .build()
+        .expect("client");
+    let res = b.submit_login("alice", PASSWORD).await;
+    assert_eq!(res.status(), 303);
+    let header = set_cookie_header(&res, "sk_session").expect("cookie");
+    assert!(
+        header.contains("; Secure") && header.contains("HttpOnly"),
+        "{header}"
+    );
 }

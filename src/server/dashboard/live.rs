@@ -3,7 +3,7 @@
 //! The stream subscribes to the team on the server's [`Fanout`](super::super::fanout::Fanout)
 //! and sends `hello` first (the page then refreshes, which also catches up after a
 //! reconnect), then `change` for each batch of new events. It ends when the server shuts
-//! down, when the session logs out, or when the page cannot keep up; the browser's
+//! down, when the user is disabled, or when the page cannot keep up; the browser's
 //! EventSource reconnects by itself (`retry: 1000`) and the `hello` of the new stream brings
 //! the board up to date.
 
@@ -40,7 +40,9 @@ pub async fn stream(
         SubscribeAs {
             team_slug: team,
             username: viewer.username,
-            session: viewer.session,
+            // Browser sessions are not API sessions (the registry checks those against the
+            // database and would drop this at once); disabling the user still closes it.
+            session: None,
         },
         QUEUE,
     );

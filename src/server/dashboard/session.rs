@@ -40,8 +40,6 @@ pub struct Viewer {
     pub team_slug: String,
     /// The session's CSRF token (none for bearer callers, who have no forms).
     pub csrf: Option<String>,
-    /// The hash of the session cookie, which names the session's live subscriptions.
-    pub session: Option<String>,
 }
 
 impl FromRequestParts<Arc<AppState>> for Viewer {
@@ -57,18 +55,15 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
                 username: user.username,
                 team_slug: user.team_slug,
                 csrf: None,
-                session: None,
             });
         }
         if let Some(token) = cookie(&parts.headers, SESSION_COOKIE) {
             let hash = hash(token);
-            let h = hash.clone();
-            if let Some(s) = blocking(state, move |st| st.store.browser_session(&h)).await? {
+            if let Some(s) = blocking(state, move |st| st.store.browser_session(&hash)).await? {
                 return Ok(Viewer {
                     username: s.username,
                     team_slug: s.team_slug,
                     csrf: Some(s.csrf),
-                    session: Some(hash),
                 });
             }
         }
@@ -199,10 +194,9 @@ pub async fn logout(
     if !same_origin(&headers) || viewer.csrf.as_deref() != Some(form.csrf.as_str()) {
         return Err(DashError::Forbidden);
     }
-    if let Some(session) = viewer.session {
-        // Its live board streams end too.
-        state.fanout.revoke_session(&session);
-        blocking(&state, move |st| st.store.end_browser_session(&session)).await?;
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        let hash = hash(token);
+        blocking(&state, move |st| st.store.end_browser_session(&hash)).await?;
     }
     let mut r = Redirect::to("/login").into_response();
     let secure = if state.config.tls.is_some() {
