@@ -32,6 +32,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server until SIGINT or SIGTERM.
+    ///
+    /// Besides the sync API it serves the team dashboard: open the server's URL in a browser
+    /// and log in with a user's password (pages under /a/<team>/dashboards/; docs/dashboard.md).
     Serve(ServeArgs),
     /// Manage user accounts.
     #[command(subcommand)]

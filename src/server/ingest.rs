@@ -9,6 +9,7 @@ use crate::event::{EventType, LOCAL_TEAM, Strictness, lane, validate};
 use super::AppState;
 use super::envelope;
 use super::fanout::SubscriberId;
+use super::store::dashboard::EventFacts;
 use super::store::{IncomingEvent, InsertOutcome, StoreError, WpEffect};
 
 /// The status of one event in a batch response or a WebSocket ack.
@@ -184,6 +185,7 @@ fn prepare(value: &Value, envelope: &str, team_slug: &str) -> Result<IncomingEve
         feature_slug,
         wp_id: payload_text("wp_id"),
         effect,
+        facts: EventFacts::of(obj),
         envelope: envelope.to_owned(),
     })
 }

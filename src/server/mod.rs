@@ -4,6 +4,7 @@
 //! * [`auth`]: tokens (access, rotating refresh, ws); [`login`]: password checks, rate limited.
 //! * [`batch`], [`pull`], [`ws`]: the sync endpoints; all incoming events go through [`ingest`]
 //!   (parsed with bounds by [`envelope`]), which publishes new ones on the [`fanout`].
+//! * [`dashboard`]: the team dashboard (HTML pages, JSON twins, login form, live board).
 //! * [`admin`]: what the administration subcommands do.
 //! * [`connections`]: the accept loop (plain and TLS), connection timeouts and caps;
 //!   [`tls`]: the rustls (ring) acceptor.
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod auth;
 pub mod batch;
 pub mod connections;
+pub mod dashboard;
 pub mod envelope;
 pub mod error;
 pub mod fanout;
@@ -273,7 +275,7 @@ fn batch_slots() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
-/// The API routes (PROTOCOL.md). The dashboard will be nested here later.
+/// The API routes (PROTOCOL.md) and the dashboard.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/token/", post(auth::login))
@@ -284,6 +286,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/events/", get(pull::pull))
         .route("/api/v1/sync/health/", get(health))
         .route("/ws/v1/events/", get(ws::upgrade))
+        .merge(dashboard::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(request_id))

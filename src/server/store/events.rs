@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::event::Lane;
 
+use super::dashboard::{EventFacts, count_stored, project_event};
 use super::{Store, StoreError, unix_now};
 
 /// What an accepted event does to the board.
@@ -34,6 +35,8 @@ pub struct IncomingEvent {
     pub feature_slug: Option<String>,
     pub wp_id: Option<String>,
     pub effect: WpEffect,
+    /// What the dashboard's projections need (actor, title, time).
+    pub facts: EventFacts,
     /// The envelope exactly as it will be served back by pull and fan-out.
     pub envelope: String,
 }
@@ -197,12 +200,13 @@ fn insert_in(
     let now = unix_now();
     let mut insert = tx.prepare_cached(
         "INSERT INTO events (event_id, team_slug, event_type, lamport_clock, node_id,
-                             project_uuid, feature_slug, wp_id, received_at, envelope)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                             project_uuid, feature_slug, wp_id, received_at, envelope, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT(event_id) DO NOTHING",
     )?;
     let mut owner = tx.prepare_cached("SELECT team_slug FROM events WHERE event_id = ?1")?;
     let mut outcomes = Vec::with_capacity(events.len());
+    let mut stored = 0;
     for e in events {
         let inserted = insert.execute(params![
             e.event_id,
@@ -215,10 +219,13 @@ fn insert_in(
             e.wp_id,
             now,
             e.envelope,
+            e.facts.actor,
         ])?;
         if inserted == 1 {
             let seq = tx.last_insert_rowid();
             apply_effect(tx, team_slug, e, seq)?;
+            project_event(tx, team_slug, e, seq)?;
+            stored += 1;
             outcomes.push(InsertOutcome::Stored(seq));
         } else {
             let existing: Option<String> =
@@ -229,6 +236,7 @@ fn insert_in(
             });
         }
     }
+    count_stored(tx, team_slug, stored)?;
     Ok(outcomes)
 }
 
@@ -253,7 +261,9 @@ fn apply_effect(
             .execute(params![team_slug, e.project_uuid, feature_slug, wp_id])?;
             // Order key (0, "") so that any status change, even one received earlier, wins.
             tx.prepare_cached(
-                "INSERT INTO work_packages VALUES (?1, ?2, ?3, ?4, 'planned', 0, '', ?5)
+                "INSERT INTO work_packages (team_slug, project_uuid, feature_slug, wp_id, lane,
+                                        lamport_clock, node_id, updated_seq)
+                 VALUES (?1, ?2, ?3, ?4, 'planned', 0, '', ?5)
                  ON CONFLICT DO NOTHING",
             )?
             .execute(params![team_slug, e.project_uuid, feature_slug, wp_id, seq])?;
@@ -264,7 +274,9 @@ fn apply_effect(
                 None => feature_of(tx, team_slug, &e.project_uuid, wp_id)?,
             };
             tx.prepare_cached(
-                "INSERT INTO work_packages VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO work_packages (team_slug, project_uuid, feature_slug, wp_id, lane,
+                                        lamport_clock, node_id, updated_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (team_slug, project_uuid, feature_slug, wp_id) DO UPDATE SET
                    lane = excluded.lane, lamport_clock = excluded.lamport_clock,
                    node_id = excluded.node_id, updated_seq = excluded.updated_seq
@@ -322,6 +334,7 @@ mod tests {
             feature_slug: Some("001-demo".into()),
             wp_id: Some(wp.into()),
             effect,
+            facts: EventFacts::default(),
             envelope: format!("{{\"event_id\":\"{id}\"}}"),
         }
     }

@@ -9,6 +9,7 @@
 //! loss, not only a crash of the process. One fsync per batch (not per event) keeps this cheap.
 
 mod accounts;
+pub mod dashboard;
 mod events;
 mod schema;
 

@@ -78,6 +78,8 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE ws_tokens ADD COLUMN family_id TEXT;
     "#,
+    // 3: the dashboard's projections (see store/dashboard).
+    super::dashboard::MIGRATION,
 ];
 
 /// The schema version this server writes.

@@ -1,0 +1,186 @@
+//! Keeping the dashboard's projections current as each event is stored, inside the batch's
+//! transaction: a few indexed writes per event, never a read of other events.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde_json::{Map, Value};
+
+use super::super::events::{IncomingEvent, WpEffect};
+use super::super::{StoreError, unix_now};
+
+/// What the dashboard needs from an envelope besides what the store already indexes,
+/// extracted once at ingest (the envelope is parsed there anyway).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFacts {
+    /// Who did it: `changed_by`, `actor`, `agent_id` or `author` of the payload.
+    pub actor: Option<String>,
+    /// The title of a `WPCreated`.
+    pub title: Option<String>,
+    /// The event's own timestamp in milliseconds since the epoch, if it parses. Only shown
+    /// and used for durations; ordering stays `(lamport_clock, node_id)`.
+    pub at_ms: Option<i64>,
+    pub project_slug: Option<String>,
+}
+
+impl EventFacts {
+    /// The facts of one envelope (a JSON object already validated).
+    pub fn of(envelope: &Map<String, Value>) -> EventFacts {
+        let payload = envelope.get("payload").and_then(Value::as_object);
+        let from_payload = |key: &str| {
+            payload
+                .and_then(|p| p.get(key))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let actor = ["changed_by", "actor", "agent_id", "author"]
+            .iter()
+            .find_map(|k| from_payload(k));
+        let at_ms = envelope
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp_millis());
+        EventFacts {
+            actor,
+            title: from_payload("title"),
+            at_ms,
+            project_slug: envelope
+                .get("project_slug")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// Updates the projections for one event just stored with sequence `seq` (after the board's
+/// own update, so that `work_packages.updated_seq = seq` tells whether this event set the
+/// lane).
+pub fn project_event(
+    tx: &Transaction<'_>,
+    team_slug: &str,
+    e: &IncomingEvent,
+    seq: i64,
+) -> Result<(), StoreError> {
+    let at_ms = e.facts.at_ms.unwrap_or_else(|| unix_now() * 1000);
+    let feature = match (&e.feature_slug, &e.wp_id) {
+        (Some(f), _) if !f.is_empty() => Some(f.clone()),
+        (_, Some(wp)) => feature_of(tx, team_slug, &e.project_uuid, wp)?,
+        _ => None,
+    };
+    if let Some(feature) = feature.as_deref().filter(|f| !f.is_empty()) {
+        tx.prepare_cached(
+            "INSERT INTO dashboard_features VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT DO UPDATE SET last_seq = excluded.last_seq,
+               last_at_ms = excluded.last_at_ms,
+               project_slug = coalesce(excluded.project_slug, project_slug)",
+        )?
+        .execute(params![
+            team_slug,
+            e.project_uuid,
+            feature,
+            e.facts.project_slug,
+            seq,
+            at_ms
+        ])?;
+    }
+    let Some(wp_id) = e.wp_id.as_deref() else {
+        return Ok(());
+    };
+    let lane = match &e.effect {
+        WpEffect::Created { feature_slug } => {
+            tx.prepare_cached(
+                "UPDATE work_packages SET title = ?5,
+                   lane_since_ms = CASE WHEN updated_seq = ?6 THEN ?7 ELSE lane_since_ms END
+                 WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3
+                   AND wp_id = ?4",
+            )?
+            .execute(params![
+                team_slug,
+                e.project_uuid,
+                feature_slug,
+                wp_id,
+                e.facts.title,
+                seq,
+                at_ms
+            ])?;
+            Some("planned")
+        }
+        WpEffect::Moved { lane, .. } => {
+            tx.prepare_cached(
+                "UPDATE work_packages SET last_actor = ?4, lane_since_ms = ?5
+                 WHERE team_slug = ?1 AND project_uuid = ?2 AND wp_id = ?3
+                   AND updated_seq = ?6",
+            )?
+            .execute(params![
+                team_slug,
+                e.project_uuid,
+                wp_id,
+                e.facts.actor,
+                at_ms,
+                seq
+            ])?;
+            Some(lane.as_str())
+        }
+        WpEffect::None => {
+            if e.event_type == "WPAssigned" && e.facts.actor.is_some() {
+                tx.prepare_cached(
+                    "UPDATE work_packages SET last_actor = ?4
+                     WHERE team_slug = ?1 AND project_uuid = ?2 AND wp_id = ?3
+                       AND (?5 IS NULL OR feature_slug = ?5)",
+                )?
+                .execute(params![
+                    team_slug,
+                    e.project_uuid,
+                    wp_id,
+                    e.facts.actor,
+                    feature
+                ])?;
+            }
+            None
+        }
+    };
+    if let Some(lane) = lane {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO dashboard_transitions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            team_slug,
+            e.project_uuid,
+            feature.unwrap_or_default(),
+            seq,
+            wp_id,
+            at_ms,
+            lane
+        ])?;
+    }
+    Ok(())
+}
+
+/// Adds `stored` to the team's event count.
+pub fn count_stored(tx: &Transaction<'_>, team_slug: &str, stored: i64) -> Result<(), StoreError> {
+    if stored > 0 {
+        tx.prepare_cached(
+            "INSERT INTO dashboard_teams VALUES (?1, ?2)
+             ON CONFLICT DO UPDATE SET events = events + excluded.events",
+        )?
+        .execute(params![team_slug, stored])?;
+    }
+    Ok(())
+}
+
+/// The feature of a work package named without one: the board's only row for it, if any.
+fn feature_of(
+    tx: &Transaction<'_>,
+    team_slug: &str,
+    project_uuid: &str,
+    wp_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT feature_slug FROM work_packages
+             WHERE team_slug = ?1 AND project_uuid = ?2 AND wp_id = ?3
+             ORDER BY updated_seq DESC LIMIT 1",
+        )?
+        .query_row(params![team_slug, project_uuid, wp_id], |r| r.get(0))
+        .optional()?)
+}

@@ -1,0 +1,317 @@
+//! The dashboard's reads. Each is an index range on a projection (or on `events` from a `seq`
+//! cursor), bounded by a limit: the cost does not grow with the team's history.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter};
+use serde::Serialize;
+
+use super::super::{Store, StoreError, StoredEvent};
+
+/// Sizes shown on the overview.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct DashboardCounts {
+    pub projects: i64,
+    pub features: i64,
+    pub work_packages: i64,
+    pub events: i64,
+}
+
+/// One card of the board.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BoardCard {
+    pub project_uuid: String,
+    pub project_slug: Option<String>,
+    pub feature_slug: String,
+    pub wp_id: String,
+    pub lane: String,
+    pub title: Option<String>,
+    pub last_actor: Option<String>,
+    /// When the work package entered its lane (event time, ms since the epoch).
+    pub lane_since_ms: Option<i64>,
+}
+
+/// Which cards the board shows; `None` means all.
+#[derive(Debug, Clone, Default)]
+pub struct BoardFilter {
+    pub project_uuid: Option<String>,
+    pub feature_slug: Option<String>,
+    pub lane: Option<String>,
+}
+
+/// One feature with its progress and last activity.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FeatureRow {
+    pub project_uuid: String,
+    pub project_slug: Option<String>,
+    pub feature_slug: String,
+    /// Work packages per lane: planned, doing, for_review, done.
+    pub lanes: [i64; 4],
+    pub total: i64,
+    pub last_at_ms: Option<i64>,
+}
+
+/// Which events the activity feed shows; `None` means all.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFilter {
+    pub event_type: Option<String>,
+    pub wp_id: Option<String>,
+    pub feature_slug: Option<String>,
+    pub actor: Option<String>,
+}
+
+/// A lane a work package entered.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Transition {
+    pub seq: i64,
+    pub wp_id: String,
+    pub at_ms: i64,
+    pub lane: String,
+}
+
+/// Index of a lane in [`FeatureRow::lanes`].
+pub fn lane_index(lane: &str) -> Option<usize> {
+    ["planned", "doing", "for_review", "done"]
+        .iter()
+        .position(|l| *l == lane)
+}
+
+impl Store {
+    /// Counts of projects, features, work packages and events of the team.
+    pub fn dashboard_counts(&self, team_slug: &str) -> Result<DashboardCounts, StoreError> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT
+                   (SELECT count(*) FROM (SELECT project_uuid FROM work_packages
+                      WHERE team_slug = ?1 UNION SELECT project_uuid FROM dashboard_features
+                      WHERE team_slug = ?1)),
+                   (SELECT count(*) FROM (SELECT project_uuid, feature_slug FROM work_packages
+                      WHERE team_slug = ?1 AND feature_slug != ''
+                      UNION SELECT project_uuid, feature_slug FROM dashboard_features
+                      WHERE team_slug = ?1)),
+                   (SELECT count(*) FROM work_packages WHERE team_slug = ?1),
+                   coalesce((SELECT events FROM dashboard_teams WHERE team_slug = ?1), 0)",
+                [team_slug],
+                |r| {
+                    Ok(DashboardCounts {
+                        projects: r.get(0)?,
+                        features: r.get(1)?,
+                        work_packages: r.get(2)?,
+                        events: r.get(3)?,
+                    })
+                },
+            )?)
+        })
+    }
+
+    /// The board's cards, by feature then work package.
+    pub fn board(
+        &self,
+        team_slug: &str,
+        filter: &BoardFilter,
+    ) -> Result<Vec<BoardCard>, StoreError> {
+        let mut sql = String::from(
+            "SELECT w.project_uuid, f.project_slug, w.feature_slug, w.wp_id, w.lane, w.title,
+                    w.last_actor, w.lane_since_ms
+             FROM work_packages w LEFT JOIN dashboard_features f
+               ON f.team_slug = w.team_slug AND f.project_uuid = w.project_uuid
+              AND f.feature_slug = w.feature_slug
+             WHERE w.team_slug = ?1",
+        );
+        let mut args = vec![SqlValue::from(team_slug.to_owned())];
+        for (column, value) in [
+            ("w.project_uuid", &filter.project_uuid),
+            ("w.feature_slug", &filter.feature_slug),
+            ("w.lane", &filter.lane),
+        ] {
+            if let Some(v) = value {
+                args.push(SqlValue::from(v.clone()));
+                sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+            }
+        }
+        sql.push_str(" ORDER BY w.feature_slug, w.wp_id, w.project_uuid");
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(args), |r| {
+                Ok(BoardCard {
+                    project_uuid: r.get(0)?,
+                    project_slug: r.get(1)?,
+                    feature_slug: r.get(2)?,
+                    wp_id: r.get(3)?,
+                    lane: r.get(4)?,
+                    title: r.get(5)?,
+                    last_actor: r.get(6)?,
+                    lane_since_ms: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Every feature of the team with its work packages per lane and its last activity.
+    pub fn features(&self, team_slug: &str) -> Result<Vec<FeatureRow>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT w.project_uuid, f.project_slug, w.feature_slug, w.lane, count(*),
+                        f.last_at_ms
+                 FROM work_packages w LEFT JOIN dashboard_features f
+                   ON f.team_slug = w.team_slug AND f.project_uuid = w.project_uuid
+                  AND f.feature_slug = w.feature_slug
+                 WHERE w.team_slug = ?1
+                 GROUP BY w.project_uuid, w.feature_slug, w.lane
+                 ORDER BY w.feature_slug, w.project_uuid",
+            )?;
+            let mut rows = stmt.query([team_slug])?;
+            let mut features: Vec<FeatureRow> = Vec::new();
+            while let Some(r) = rows.next()? {
+                let (project_uuid, feature_slug): (String, String) = (r.get(0)?, r.get(2)?);
+                let lane: String = r.get(3)?;
+                let count: i64 = r.get(4)?;
+                let same = features.last().is_some_and(|f| {
+                    f.project_uuid == project_uuid && f.feature_slug == feature_slug
+                });
+                if !same {
+                    features.push(FeatureRow {
+                        project_uuid,
+                        project_slug: r.get(1)?,
+                        feature_slug,
+                        lanes: [0; 4],
+                        total: 0,
+                        last_at_ms: r.get(5)?,
+                    });
+                }
+                if let Some(f) = features.last_mut() {
+                    if let Some(i) = lane_index(&lane) {
+                        f.lanes[i] += count;
+                    }
+                    f.total += count;
+                }
+            }
+            Ok(features)
+        })
+    }
+
+    /// The activity feed: up to `limit` events of the team older than `before` (a `seq`),
+    /// newest first, matching every filter given.
+    pub fn dashboard_activity(
+        &self,
+        team_slug: &str,
+        filter: &ActivityFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut sql = String::from(
+            "SELECT seq, event_type, envelope FROM events WHERE team_slug = ?1 AND seq < ?2",
+        );
+        let mut args = vec![
+            SqlValue::from(team_slug.to_owned()),
+            SqlValue::from(before.unwrap_or(i64::MAX)),
+        ];
+        for (column, value) in [
+            ("event_type", &filter.event_type),
+            ("wp_id", &filter.wp_id),
+            ("feature_slug", &filter.feature_slug),
+            ("actor", &filter.actor),
+        ] {
+            if let Some(v) = value {
+                args.push(SqlValue::from(v.clone()));
+                sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+            }
+        }
+        args.push(SqlValue::from(limit as i64));
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(args), |r| {
+                Ok(StoredEvent {
+                    seq: r.get(0)?,
+                    event_type: r.get(1)?,
+                    envelope: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The events of one work package (at most `limit`, oldest first by server order): the
+    /// ones filed under `feature_slug` and the ones that name no feature.
+    pub fn work_package_events(
+        &self,
+        team_slug: &str,
+        project_uuid: &str,
+        feature_slug: &str,
+        wp_id: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, event_type, envelope FROM events
+                 WHERE team_slug = ?1 AND wp_id = ?4 AND project_uuid = ?2
+                   AND (feature_slug = ?3 OR feature_slug IS NULL)
+                 ORDER BY seq LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(
+                params![team_slug, project_uuid, feature_slug, wp_id, limit as i64],
+                |r| {
+                    Ok(StoredEvent {
+                        seq: r.get(0)?,
+                        event_type: r.get(1)?,
+                        envelope: r.get(2)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The lanes entered by the work packages of one feature, in server order (at most
+    /// `limit`).
+    pub fn feature_transitions(
+        &self,
+        team_slug: &str,
+        project_uuid: &str,
+        feature_slug: &str,
+        limit: usize,
+    ) -> Result<Vec<Transition>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, wp_id, at_ms, lane FROM dashboard_transitions
+                 WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3
+                 ORDER BY seq LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                params![team_slug, project_uuid, feature_slug, limit as i64],
+                |r| {
+                    Ok(Transition {
+                        seq: r.get(0)?,
+                        wp_id: r.get(1)?,
+                        at_ms: r.get(2)?,
+                        lane: r.get(3)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The projects that have `feature_slug` (usually one), with their slug.
+    pub fn feature_projects(
+        &self,
+        team_slug: &str,
+        feature_slug: &str,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT project_uuid, max(project_slug) FROM (
+                   SELECT project_uuid, NULL AS project_slug FROM work_packages
+                   WHERE team_slug = ?1 AND feature_slug = ?2
+                   UNION ALL SELECT project_uuid, project_slug FROM dashboard_features
+                   WHERE team_slug = ?1 AND feature_slug = ?2)
+                 GROUP BY project_uuid ORDER BY project_uuid",
+            )?;
+            let rows = stmt.query_map(params![team_slug, feature_slug], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+}
