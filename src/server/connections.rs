@@ -231,6 +231,15 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Connections asked to close that still hold their descriptors.
+    fn closing(&self) -> usize {
+        self.conns
+            .lock()
+            .map_or(0, |c| c.values().filter(|t| t.closing).count())
+    }
+}
+
 fn oldest_idle(conns: &HashMap<u64, Tracked>, addr: Option<IpAddr>) -> Option<u64> {
     conns
         .iter()
@@ -270,6 +279,14 @@ pub async fn serve(
     let registry = open.registry.clone();
     let mut backoff = Duration::from_millis(10);
     loop {
+        // While many shed connections are still closing, wait for them (briefly) before
+        // accepting more: new clients queue in the kernel's backlog instead of being refused.
+        for _ in 0..200 {
+            if registry.closing() < SHED_HEADROOM {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let accepted = tokio::select! {
             accepted = tcp.accept() => accepted,
             _ = stopping(&mut shutdown) => break,
