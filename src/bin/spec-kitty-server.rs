@@ -35,6 +35,12 @@ enum Command {
     ///
     /// Besides the sync API it serves the team dashboard: open the server's URL in a browser
     /// and log in with a user's password (pages under /a/<team>/dashboards/; docs/dashboard.md).
+    ///
+    /// Connections are timed out and capped (--header-timeout, --idle-timeout,
+    /// --max-connections, --max-connections-per-address); see docs/server.md.
+    #[command(after_help = "Examples:\n  \
+        spec-kitty-server serve --bind 127.0.0.1:8750\n  \
+        spec-kitty-server serve --bind 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem")]
     Serve(ServeArgs),
     /// Manage user accounts.
     #[command(subcommand)]
@@ -107,8 +113,9 @@ enum UserCommand {
     /// The name is stored normalised (NFC, lowercase; `Alice` and `alice` are one account).
     /// Names with invisible or bidirectional control characters, or mixing look-alike scripts
     /// (Latin with Cyrillic, Greek, ...), are refused.
-    ///
-    /// Example: printf %s "$PW" | spec-kitty-server user add alice --team acme --password-stdin
+    #[command(after_help = "Examples:\n  \
+        spec-kitty-server user add alice --team acme\n  \
+        printf %s \"$PW\" | spec-kitty-server user add alice --team acme --password-stdin")]
     Add {
         username: String,
         /// Team slug: lowercase letters, digits and dashes.

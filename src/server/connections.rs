@@ -231,6 +231,15 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Connections asked to close that still hold their descriptors.
+    fn closing(&self) -> usize {
+        self.conns
+            .lock()
+            .map_or(0, |c| c.values().filter(|t| t.closing).count())
+    }
+}
+
 fn oldest_idle(conns: &HashMap<u64, Tracked>, addr: Option<IpAddr>) -> Option<u64> {
     conns
         .iter()
@@ -270,6 +279,14 @@ pub async fn serve(
     let registry = open.registry.clone();
     let mut backoff = Duration::from_millis(10);
     loop {
+        // While many shed connections are still closing, wait for them (briefly) before
+        // accepting more: new clients queue in the kernel's backlog instead of being refused.
+        for _ in 0..200 {
+            if registry.closing() < SHED_HEADROOM {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let accepted = tokio::select! {
             accepted = tcp.accept() => accepted,
             _ = stopping(&mut shutdown) => break,
@@ -397,5 +414,88 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(total: usize, per_address: usize) -> Limits {
+        Limits {
+            max_connections: total,
+            max_per_address: per_address,
+            ..Limits::default()
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn at_the_cap_the_oldest_idle_connection_is_shed_and_busy_ones_never() {
+        let registry = Arc::new(Registry::default());
+        let l = limits(3, 10);
+        let (s1, c1) = registry.admit(ip("10.0.0.1"), &l).expect("first");
+        let (s2, c2) = registry.admit(ip("10.0.0.2"), &l).expect("second");
+        let (s3, c3) = registry.admit(ip("10.0.0.3"), &l).expect("third");
+        let busy = Busy::new(&c1, &s1);
+        // Full: the oldest idle one (the second: the first is busy) is asked to close.
+        let (s4, _) = registry
+            .admit(ip("10.0.0.4"), &l)
+            .expect("admitted by shedding");
+        let closing: Vec<bool> = [&c1, &c2, &c3]
+            .iter()
+            .map(|c| {
+                let conns = registry.conns.lock().expect("lock");
+                conns
+                    .values()
+                    .any(|t| Arc::ptr_eq(&t.state, c) && t.closing)
+            })
+            .collect();
+        assert_eq!(closing, [false, true, false]);
+        // Until the shed one is gone it still counts; once gone, its place is free.
+        drop(s2);
+        assert_eq!(
+            OpenConnections {
+                registry: registry.clone()
+            }
+            .len(),
+            3
+        );
+        // Everything busy: a new connection is refused rather than exceeding the cap.
+        let _b3 = Busy::new(&c3, &s3);
+        assert_eq!(registry.conns.lock().expect("lock").len(), 3);
+        let busy4 = registry
+            .conns
+            .lock()
+            .expect("lock")
+            .values()
+            .find(|t| t.addr == ip("10.0.0.4"))
+            .map(|t| t.state.clone())
+            .expect("fourth");
+        let _b4 = Busy::new(&busy4, &s4);
+        assert!(registry.admit(ip("10.0.0.5"), &l).is_none());
+        drop(busy);
+    }
+
+    #[test]
+    fn one_address_cannot_take_more_than_its_share() {
+        let registry = Arc::new(Registry::default());
+        let l = limits(100, 2);
+        let held: Vec<_> = (0..2)
+            .map(|_| registry.admit(ip("10.0.0.1"), &l).expect("under the cap"))
+            .collect();
+        let busy: Vec<Busy> = held.iter().map(|(s, c)| Busy::new(c, s)).collect();
+        assert!(
+            registry.admit(ip("10.0.0.1"), &l).is_none(),
+            "both busy: refused"
+        );
+        assert!(
+            registry.admit(ip("10.0.0.2"), &l).is_some(),
+            "others unaffected"
+        );
+        drop(busy);
     }
 }
