@@ -301,7 +301,7 @@ fn apply_effect(
 
 /// The feature of a status change that does not name one (`feature_slug` is optional in
 /// `WPStatusChanged`): the only known work package with that id in the project, else "".
-fn feature_of(
+pub(super) fn feature_of(
     tx: &Transaction<'_>,
     team_slug: &str,
     project_uuid: &str,

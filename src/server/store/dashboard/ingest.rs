@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::{Map, Value};
 
-use super::super::events::{IncomingEvent, WpEffect};
+use super::super::events::{IncomingEvent, WpEffect, feature_of as board_feature_of};
 use super::super::{StoreError, unix_now};
 
 /// What the dashboard needs from an envelope besides what the store already indexes,
@@ -105,15 +105,22 @@ pub fn project_event(
             ])?;
             Some("planned")
         }
-        WpEffect::Moved { lane, .. } => {
+        WpEffect::Moved { lane, feature_slug } => {
+            // The row the board's update chose (same resolution), by its whole primary key:
+            // a partial key would scan every work package of the project per event.
+            let row_feature = match feature_slug {
+                Some(f) => f.clone(),
+                None => board_feature_of(tx, team_slug, &e.project_uuid, wp_id)?,
+            };
             tx.prepare_cached(
-                "UPDATE work_packages SET last_actor = ?4, lane_since_ms = ?5
-                 WHERE team_slug = ?1 AND project_uuid = ?2 AND wp_id = ?3
-                   AND updated_seq = ?6",
+                "UPDATE work_packages SET last_actor = ?5, lane_since_ms = ?6
+                 WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3
+                   AND wp_id = ?4 AND updated_seq = ?7",
             )?
             .execute(params![
                 team_slug,
                 e.project_uuid,
+                row_feature,
                 wp_id,
                 e.facts.actor,
                 at_ms,
@@ -122,19 +129,15 @@ pub fn project_event(
             Some(lane.as_str())
         }
         WpEffect::None => {
-            if e.event_type == "WPAssigned" && e.facts.actor.is_some() {
+            if e.event_type == "WPAssigned"
+                && let (Some(actor), Some(f)) = (&e.facts.actor, &feature)
+            {
                 tx.prepare_cached(
-                    "UPDATE work_packages SET last_actor = ?4
-                     WHERE team_slug = ?1 AND project_uuid = ?2 AND wp_id = ?3
-                       AND (?5 IS NULL OR feature_slug = ?5)",
+                    "UPDATE work_packages SET last_actor = ?5
+                     WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3
+                       AND wp_id = ?4",
                 )?
-                .execute(params![
-                    team_slug,
-                    e.project_uuid,
-                    wp_id,
-                    e.facts.actor,
-                    feature
-                ])?;
+                .execute(params![team_slug, e.project_uuid, f, wp_id, actor])?;
             }
             None
         }
