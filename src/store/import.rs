@@ -18,12 +18,11 @@
 
 use gix::ObjectId;
 use gix::bstr::BString;
-use gix::refs::Target;
-use gix::refs::transaction::PreviousValue;
 use miette::Diagnostic;
 
 use super::StoreError;
-use super::log::{CasError, EventLog};
+use super::cas::Proposal;
+use super::log::EventLog;
 use super::message;
 use crate::event::{self, Event, Strictness, ValidationReport};
 
@@ -159,10 +158,6 @@ impl EventLog {
         let value = serde_json::to_value(event).unwrap_or_default();
         event::validate(&value, Strictness::Server).map_err(ImportError::Invalid)?;
         let chain = Self::chain_ref(node);
-        let full: gix::refs::FullName = chain
-            .as_str()
-            .try_into()
-            .map_err(|e| StoreError::git("naming the chain ref", e))?;
         let tree = self.legacy_tree(&provenance.raw)?;
         let seconds = chrono::DateTime::parse_from_rfc3339(&event.timestamp)
             .map(|t| t.timestamp())
@@ -172,20 +167,25 @@ impl EventLog {
             email: "spec-kitty@localhost".into(),
             time: gix::date::Time { seconds, offset: 0 },
         };
-        for _ in 0..MAX_ATTEMPTS {
+        // The store's one compare-and-swap loop; a refusal found while building a proposal
+        // stops it (the placeholder error is replaced by the refusal below).
+        let mut refused: Option<ImportError> = None;
+        let swapped = self.swap_ref(&chain, "spec-kitty: import event", |_| {
             let tip = self.import_tip(node)?;
             if let Some(t) = &tip {
                 if !t.imported {
-                    return Err(ImportError::ForeignChain {
+                    refused = Some(ImportError::ForeignChain {
                         node: node.to_owned(),
                     });
-                }
-                if t.lamport >= event.lamport_clock {
-                    return Err(ImportError::ClockNotAbove {
+                } else if t.lamport >= event.lamport_clock {
+                    refused = Some(ImportError::ClockNotAbove {
                         node: node.to_owned(),
                         clock: event.lamport_clock,
                         tip: t.lamport,
                     });
+                }
+                if refused.is_some() {
+                    return Err(StoreError::NotFound(chain.clone()));
                 }
             }
             let seq = tip.as_ref().map_or(0, |t| t.seq) + 1;
@@ -203,21 +203,16 @@ impl EventLog {
                 .write_object(&commit)
                 .map_err(|e| StoreError::git("writing the imported event commit", e))?
                 .detach();
-            let expected = match &tip {
-                Some(t) => PreviousValue::MustExistAndMatch(Target::Object(t.commit)),
-                None => PreviousValue::MustNotExist,
-            };
-            match self.update_ref(full.clone(), id, expected, "spec-kitty: import event") {
-                Ok(()) => return self.verify_imported(&chain, id, event),
-                Err(CasError::Lost) => continue,
-                Err(CasError::Other(e)) => return Err(e.into()),
-            }
+            Ok(Proposal {
+                expected: tip.map(|t| t.commit),
+                new: id,
+                value: id,
+            })
+        });
+        match swapped {
+            Ok(s) => self.verify_imported(&chain, s.value, event),
+            Err(e) => Err(refused.take().unwrap_or_else(|| e.into())),
         }
-        Err(StoreError::Contention {
-            name: chain,
-            attempts: MAX_ATTEMPTS,
-        }
-        .into())
     }
 
     /// The Python tool's retry count of an imported event commit (`None` for an event that

@@ -73,6 +73,7 @@ impl TeamServer {
 
     pub fn add_user(&self, username: &str, team: &str) -> miette::Result<()> {
         admin::add_user(&self.db, username, team, PASSWORD)
+            .map(|_| ())
             .map_err(|e| miette::miette!("cannot create the demo user {username}: {e}"))
     }
 
