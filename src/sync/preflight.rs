@@ -45,7 +45,7 @@ pub fn preflight(log: &EventLog, config: &ClientConfig) -> Result<Cleared, SyncE
             });
         }
     }
-    let warnings = legacy_queue_warnings(&project_uuid);
+    let warnings = legacy_queue_warnings(log, &project_uuid);
     Ok(Cleared {
         server_url: url,
         credentials,
@@ -67,9 +67,16 @@ fn project_uuid(log: &EventLog) -> Result<String, SyncError> {
     Err(SyncError::NoProject)
 }
 
-/// The call point for the warning about a Python-era offline queue that still holds rows of
-/// this project (`spec-kitty sync migrate` carries them into the event log). The migrate
-/// command's module provides the check; until it lands there is nothing to warn about.
-pub fn legacy_queue_warnings(_project_uuid: &str) -> Vec<String> {
-    Vec::new()
+/// The warning about a Python-era offline queue that still holds rows of this project whose
+/// events are not yet in the log: without `spec-kitty sync migrate` they would be stranded.
+/// An unreadable queue is not this sync's business (`sync migrate` reports it).
+pub fn legacy_queue_warnings(log: &EventLog, project_uuid: &str) -> Vec<String> {
+    let home = crate::sync::spec_kitty_home();
+    match crate::sync::migrate::unmigrated_rows_for_project(log, &home, project_uuid) {
+        Ok(0) | Err(_) => Vec::new(),
+        Ok(n) => vec![format!(
+            "{n} event(s) of this project are still in the Python spec-kitty offline queue under {}: run `spec-kitty sync migrate` to carry them into the event log",
+            home.display()
+        )],
+    }
 }
