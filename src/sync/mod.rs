@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod credentials;
+pub mod daemon;
 pub mod error;
 pub mod http;
 pub mod lock;

@@ -1,5 +1,6 @@
 //! `spec-kitty sync …`: one file per command; this module only lists and dispatches them.
 
+pub mod daemon;
 mod now;
 mod server;
 mod status;
@@ -13,6 +14,7 @@ use clap::Subcommand;
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
     Now(now::NowArgs),
+    Daemon(daemon::DaemonArgs),
     Status(status::StatusArgs),
     Server(server::ServerArgs),
     Workspace(workspace::WorkspaceArgs),
@@ -21,6 +23,7 @@ pub enum SyncCommand {
 pub fn run(dir: &Path, cmd: SyncCommand) -> miette::Result<ExitCode> {
     match cmd {
         SyncCommand::Now(a) => now::run(dir, a),
+        SyncCommand::Daemon(a) => daemon::run(dir, a),
         SyncCommand::Status(a) => status::run(dir, a),
         SyncCommand::Server(a) => server::run(a),
         SyncCommand::Workspace(a) => workspace::run(dir, a),
