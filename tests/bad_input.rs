@@ -102,6 +102,13 @@ fn malformed_project_config_names_file_and_line_and_is_kept() {
         err.contains(".kittify/config.yaml:"),
         "names the file and line: {err}"
     );
+    // The help is the config file's, not a generic git one.
+    let err = common::unwrap_lines(&err);
+    assert!(
+        err.contains("fix the YAML at that line") && err.contains("spec-kitty init"),
+        "{err}"
+    );
+    assert!(!err.contains("git fsck"), "{err}");
     assert_eq!(
         std::fs::read_to_string(dir.join("config.yaml")).unwrap(),
         bad
@@ -208,4 +215,34 @@ fn a_stale_ref_lock_is_named_with_its_fix() {
     assert_eq!(repo.git(&["rev-parse", &name]), tip);
     std::fs::remove_file(&lock).unwrap();
     repo.emit_status_ok("WP01", "planned", "doing");
+}
+
+#[test]
+fn a_stored_event_with_non_ascii_and_control_text_is_shown_without_panicking() {
+    // Given an event whose stored JSON says head_commit_sha is not hex (any stored or pulled
+    // field is untrusted): a multi-byte character straddles byte 12, plus an escape sequence.
+    let repo = TestRepo::new();
+    let id = repo.emit_status_ok("WP01", "planned", "doing");
+    let chain = chain_ref(&repo);
+    let sha = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    let message = repo.git(&["log", "-1", "--format=%B", &chain]);
+    assert!(message.contains(&sha), "{message}");
+    let weird = format!("a{}\u{1b}[31m", "é".repeat(10));
+    let forged = message.replace(&sha, &weird.replace('\u{1b}', "\\u001b"));
+    let tree = repo.git(&["rev-parse", &format!("{chain}^{{tree}}")]);
+    let msg_file = repo.tmp.path().join("msg");
+    std::fs::write(&msg_file, forged).unwrap();
+    let commit = repo.git(&["commit-tree", tree.trim(), "-F", msg_file.to_str().unwrap()]);
+    repo.git(&["update-ref", &chain, commit.trim()]);
+
+    let out = repo.sk(&["events", "show", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(&format!("a{}", "é".repeat(10))), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "control characters are escaped: {text:?}"
+    );
+    let out = repo.sk(&["events", "log"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -18,11 +18,35 @@ fn demo_runs_a_work_package_through_the_lanes_with_hooks() {
         "WPStatusChanged WP01 for_review → done",
         "DependencyResolved WP02 WP01 completed",
         "0 problems: clean",
+        // The team part: a server, a login, a sync, and a teammate's pull.
+        "✅ Login successful!",
+        "↑ Pushed ",
+        "✅ Sync complete",
+        "Spec Kitty Sync Status",
+        "all there: yes",
+        "bob pulls alice's events",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
+    // The teammate pulled every event alice pushed, and its board shows her moves.
+    let pushed = text
+        .lines()
+        .find_map(|l| l.strip_prefix("↑ Pushed "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a pushed count");
+    assert!(
+        text.contains(&format!("↓ Pulled {pushed} new events")),
+        "the teammate pulls all {pushed}: {text}"
+    );
+    let board = text
+        .rsplit("bob's board shows alice's moves")
+        .next()
+        .unwrap_or("");
+    assert!(board.contains("WP01"), "{board}");
     // The demo leaves nothing behind in the user's home.
     assert!(!env.home.join(".gitconfig").exists());
+    assert!(!env.home.join(".spec-kitty/credentials").exists());
+    assert!(!env.home.join(".spec-kitty/config.toml").exists());
 }
 
 #[test]

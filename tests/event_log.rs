@@ -209,8 +209,8 @@ fn pending_cap_refuses_new_events_and_touches_nothing() {
     // Through the emit function the caller carries on: an outcome with a warning, no error.
     let config = spec_kitty::sync::ClientConfig {
         path: repo.home.join(".spec-kitty/config.toml"),
-        server_url: None,
         queue_limit: 3,
+        ..spec_kitty::sync::ClientConfig::defaults()
     };
     let emitter = spec_kitty::workflow::Emitter::with_config(&repo.root, &config);
     let outcome = emitter.emit(

@@ -199,7 +199,7 @@ fn a_pre_existing_hook_still_runs_with_its_arguments_and_status_and_uninstall_re
         report["hooks"][2]["chained"]
             .as_str()
             .unwrap()
-            .ends_with("post-checkout.spec-kitty-chained")
+            .ends_with(".spec-kitty-chained/post-checkout")
     );
 
     add_worktree(&p, "WP03");
@@ -220,7 +220,8 @@ fn a_pre_existing_hook_still_runs_with_its_arguments_and_status_and_uninstall_re
         std::fs::read_to_string(hooks.join("post-checkout")).unwrap(),
         original
     );
-    assert!(!hooks.join("post-checkout.spec-kitty-chained").exists());
+    assert!(!hooks.join(".spec-kitty-chained/post-checkout").exists());
+    assert!(!hooks.join(".spec-kitty-chained").exists());
     assert!(!hooks.join("post-commit").exists());
     assert_eq!(states(&status_json(&p)), vec!["missing"; 3]);
 }
@@ -313,10 +314,19 @@ fn spec_kitty_hooks_0_turns_our_part_off_but_not_the_chained_hook() {
 fn husky_is_recognised_and_told_exactly_what_to_add() {
     let p = TestProject::new();
     p.git(&["config", "core.hooksPath", ".husky/_"]);
+    // What `husky` writes: one dispatcher per hook in .husky/_ (not committed).
+    std::fs::create_dir_all(p.root.join(".husky/_")).unwrap();
+    for h in ["post-commit", "post-merge", "post-checkout"] {
+        let f = p.root.join(".husky/_").join(h);
+        std::fs::write(&f, "#!/usr/bin/env sh\n. \"$(dirname \"$0\")/h\"").unwrap();
+        make_executable(&f);
+    }
     let report = p.json(&["hooks", "install", "--json"]);
     assert_eq!(report["manager"]["name"], "husky");
     assert!(
-        !p.root.join(".husky/_/post-commit").exists(),
+        !std::fs::read_to_string(p.root.join(".husky/_/post-commit"))
+            .unwrap()
+            .contains("spec-kitty"),
         "husky's directory is left alone"
     );
     let advice = report["advice"][0].as_str().unwrap();
@@ -349,7 +359,7 @@ fn lefthook_hooks_are_chained_and_the_config_to_add_is_printed() {
     make_executable(&hooks.join("post-commit"));
     let report = p.json(&["hooks", "install", "--json"]);
     assert_eq!(report["manager"]["name"], "lefthook");
-    assert!(hooks.join("post-commit.spec-kitty-chained").is_file());
+    assert!(hooks.join(".spec-kitty-chained/post-commit").is_file());
     let advice = report["advice"][0].as_str().unwrap();
     assert!(
         advice.contains("post-checkout:\n  commands:\n    spec-kitty:\n      run: "),

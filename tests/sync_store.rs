@@ -200,3 +200,56 @@ fn only_a_missing_repository_means_git_init() {
     let err = EventLog::discover(&repo.root).err().unwrap();
     assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
 }
+
+#[test]
+fn a_pulled_chain_in_arrival_order_verifies_and_the_next_clock_is_above_all_witnessed() {
+    if common::rerun_hermetic(
+        "a_pulled_chain_in_arrival_order_verifies_and_the_next_clock_is_above_all_witnessed",
+    ) {
+        return;
+    }
+    let repo = TestRepo::new();
+    repo.emit_status_ok("WP01", "planned", "doing");
+    let log = EventLog::discover(&repo.root).unwrap();
+    let mine = log.chain_events(log.node_id()).unwrap().remove(0).event;
+    // A teammate's events as the server delivers them: clock 4 was rejected at first and
+    // accepted on a later retry, so it arrives after 5, 6 and 7.
+    let teammate: Vec<spec_kitty::event::Event> = [5u64, 6, 7, 4]
+        .iter()
+        .map(|clock| {
+            let mut e = mine.clone();
+            e.event_id = spec_kitty::event::new_ulid();
+            e.correlation_id = e.event_id.clone();
+            e.node_id = "abcdefabcdef".into();
+            e.lamport_clock = *clock;
+            e
+        })
+        .collect();
+    let w = log
+        .write_pulled("abcdefabcdef", &teammate, "http://127.0.0.1:1", "acme")
+        .unwrap();
+    assert_eq!(w.written, 4);
+    // Written again (a pull resumed without its cursor): nothing is duplicated.
+    let again = log
+        .write_pulled("abcdefabcdef", &teammate, "http://127.0.0.1:1", "acme")
+        .unwrap();
+    assert_eq!(again.written, 0);
+    let tip = repo.git(&[
+        "log",
+        "-1",
+        "--format=%B",
+        "refs/spec-kitty/events/abcdefabcdef",
+    ]);
+    assert!(tip.contains("Witnessed: 7"), "{tip}");
+    // Pulled chains are settled: nothing of theirs is pending.
+    assert_eq!(log.pending_count().unwrap(), 1);
+
+    let verify = repo.sk(&["events", "verify"]);
+    assert!(verify.status.success(), "{}", common::stdout(&verify));
+    let next = repo.emit_status_ok("WP01", "doing", "for_review");
+    let stored = log.find(&next).unwrap();
+    assert_eq!(
+        stored.event.lamport_clock, 8,
+        "above the 7 witnessed, not the tip's 4"
+    );
+}

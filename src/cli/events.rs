@@ -184,19 +184,39 @@ fn log(dir: &Path, a: LogArgs) -> miette::Result<ExitCode> {
 
 /// `L<clock>  <event id>  <time>  <node>  <summary>`
 fn log_line(e: &Event) -> String {
-    let time = e
-        .timestamp
-        .get(..19)
-        .unwrap_or(&e.timestamp)
-        .replace('T', " ");
+    let time = prefix(&e.timestamp, 19).replace('T', " ");
     format!(
         "L{:<6} {}  {}  {}  {}",
         e.lamport_clock,
-        e.event_id,
-        time,
-        e.node_id,
-        e.summary()
+        safe(&e.event_id),
+        safe(&time),
+        safe(&e.node_id),
+        safe(&e.summary())
     )
+}
+
+/// At most the first `n` characters of `s` (never splits one: events read from the log or
+/// pulled from a server are untrusted, and any field may hold any text).
+fn prefix(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
+/// `s` fit for a terminal: control characters (escape sequences, newlines, carriage returns)
+/// from an untrusted field are shown escaped instead of being interpreted.
+fn safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 fn show(dir: &Path, a: ShowArgs) -> miette::Result<ExitCode> {
@@ -207,34 +227,40 @@ fn show(dir: &Path, a: ShowArgs) -> miette::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let e = &s.event;
-    println!("{}", e.summary());
+    let or_dash = |v: &Option<String>| safe(v.as_deref().unwrap_or("-")).into_owned();
+    println!("{}", safe(&e.summary()));
     println!();
-    println!("event_id        {}", e.event_id);
+    println!("event_id        {}", safe(&e.event_id));
     println!(
         "commit          {} (#{} on refs/spec-kitty/events/{})",
-        s.commit, s.seq, e.node_id
+        s.commit,
+        s.seq,
+        safe(&e.node_id)
     );
     println!("lamport_clock   {}", e.lamport_clock);
-    println!("timestamp       {}", e.timestamp);
-    println!("aggregate       {} {}", e.aggregate_type, e.aggregate_id);
+    println!("timestamp       {}", safe(&e.timestamp));
     println!(
-        "causation_id    {}",
-        e.causation_id.as_deref().unwrap_or("-")
+        "aggregate       {} {}",
+        safe(&e.aggregate_type),
+        safe(&e.aggregate_id)
     );
-    println!("correlation_id  {}", e.correlation_id);
+    println!("causation_id    {}", or_dash(&e.causation_id));
+    println!("correlation_id  {}", safe(&e.correlation_id));
     println!(
         "project         {} ({})",
-        e.project_uuid,
-        e.project_slug.as_deref().unwrap_or("-")
+        safe(&e.project_uuid),
+        or_dash(&e.project_slug)
     );
-    println!("team            {}", e.team_slug);
+    println!("team            {}", safe(&e.team_slug));
+    let head = e
+        .head_commit_sha
+        .as_deref()
+        .map(|s| prefix(s, 12).to_owned());
     println!(
         "git             {} @ {} ({})",
-        e.git_branch.as_deref().unwrap_or("-"),
-        e.head_commit_sha
-            .as_deref()
-            .map_or("-", |s| &s[..s.len().min(12)]),
-        e.repo_slug.as_deref().unwrap_or("-")
+        or_dash(&e.git_branch),
+        or_dash(&head),
+        or_dash(&e.repo_slug)
     );
     println!("payload");
     let pretty = serde_json::to_string_pretty(&e.payload).into_diagnostic()?;

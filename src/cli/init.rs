@@ -68,7 +68,7 @@ pub fn run(dir: &Path, a: InitArgs) -> miette::Result<ExitCode> {
         let exe = std::env::current_exe()
             .and_then(std::fs::canonicalize)
             .map_err(|source| HooksError::NoExecutable { source })?;
-        Some(install::install(dir, &exe)?)
+        Some(install::install(dir, &exe, install::SharedDir::Refuse)?)
     } else {
         None
     };

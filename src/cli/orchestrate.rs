@@ -19,7 +19,10 @@ use crate::workflow::{Attempt, WorkflowError, Workspace};
 /// (ErrorLogged) and the next one of its role takes over (WPAssigned with retry_count). Agents
 /// run with `sh -c` inside the WP worktree; exit 0 means done (implementer) or approved
 /// (reviewer); their output goes to .git/spec-kitty/orchestrate/. A run can be repeated: it
-/// resumes each WP from its lane. The `agents:` schema is in docs/workflow.md.
+/// resumes each WP from its lane. An agent still running after `agents.timeout_seconds`
+/// (default 3600, one hour) is stopped and has failed. A bug that crashes one WP's worker fails
+/// that WP (phase `internal`) instead of stopping the run. The `agents:` schema is in
+/// docs/workflow.md.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     spec-kitty orchestrate --feature 028-cli-event-emission-sync\n  \
@@ -28,6 +31,7 @@ use crate::workflow::{Attempt, WorkflowError, Workspace};
     agents:\n    \
     implementer: [claude, codex]   # the first, then fallbacks in order\n    \
     reviewer: codex\n    \
+    timeout_seconds: 7200          # optional; default 3600\n    \
     commands:\n      \
     claude: claude -p \"Implement {wp_id}: read {wp_file}, commit your work\"\n      \
     codex: codex exec \"Review {wp_id} in {worktree}; exit 0 to approve\"")]

@@ -1,204 +1,52 @@
-//! Installing, removing and inspecting the hook stubs.
+//! Installing and removing the hook stubs.
 //!
 //! Stubs go where git actually looks: `core.hooksPath` when set (a relative value is relative
 //! to the worktree root, as git resolves it), else `<common git dir>/hooks`. A hook already
-//! there is never overwritten: it is renamed to `<name>.spec-kitty-chained` and the stub runs
-//! it first; uninstalling puts it back. Hook managers are recognised: husky owns its hooks
-//! directory, so we say exactly what to add to its scripts; lefthook and pre-commit hooks are
-//! chained (and for lefthook we say what to add so that `lefthook install` keeps us).
+//! there is never overwritten: it is moved to `.spec-kitty-chained/<hook>` and the stub runs
+//! it first, under its own name; uninstalling puts it back. What hook managers leave behind is
+//! recognised: our stub renamed by `lefthook install` (`<hook>.old`, which lefthook never
+//! runs) is removed, our stub renamed by `pre-commit install` (`<hook>.legacy`, which
+//! pre-commit runs) is kept and refreshed, and leftovers identical to what they would replace
+//! never block a reinstall. husky owns its hooks directory: we say exactly what to add to its
+//! scripts instead.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use gix::bstr::ByteSlice;
-use serde::Serialize;
+use super::files::{self, Kind, chained_path, old_chained_path, shell_quote};
+pub use super::location::{ConfigScope, HooksLocation, HooksPathOrigin, Manager, locate};
+pub use super::status::{HookReport, HookState, HooksReport, WorktreeHooks, hook_command, status};
+use super::status::{lefthook_configs, status_with};
+use super::{BIN_PLACEHOLDER, CHAINED_DIR, HOOK_NAMES, HooksError, stub_template};
 
-use super::{
-    BIN_PLACEHOLDER, CHAINED_SUFFIX, HOOK_NAMES, HooksError, STUB_MARKER, disabled_by_env,
-    stub_template,
-};
-
-/// A hook manager found in the repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "name", rename_all = "snake_case")]
-pub enum Manager {
-    /// core.hooksPath points into `.husky`: husky regenerates that directory, so the line
-    /// that calls spec-kitty belongs in the user scripts `.husky/<hook>`.
-    Husky { scripts_dir: PathBuf },
-    /// A lefthook config: its hook scripts are chained; `lefthook install` would replace the
-    /// stubs, so the config should call spec-kitty too.
-    Lefthook { config: PathBuf },
-    /// A pre-commit config: its hook scripts are chained (a later `pre-commit install` keeps
-    /// our stub as `<hook>.legacy` and still runs it).
-    PreCommit { config: PathBuf },
-}
-
-/// Where git looks for hooks in this repository.
-#[derive(Debug, Clone, Serialize)]
-pub struct HooksLocation {
-    pub worktree_root: PathBuf,
-    /// `<common git dir>/hooks`, git's default.
-    pub default_dir: PathBuf,
-    /// The raw `core.hooksPath`, if set.
-    pub hooks_path: Option<String>,
-    /// The directory git runs hooks from.
-    pub dir: PathBuf,
-    pub manager: Option<Manager>,
-}
-
-/// The state of one hook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HookState {
-    Installed,
-    Missing,
-    /// Installed somewhere git does not run it, or turned off by SPEC_KITTY_HOOKS=0.
-    Bypassed,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HookReport {
-    pub name: &'static str,
-    pub state: HookState,
-    /// The file git runs for this hook.
-    pub path: PathBuf,
-    /// The pre-existing hook the stub runs first, if any.
-    pub chained: Option<PathBuf>,
-    /// The spec-kitty binary the stub calls.
-    pub binary: Option<String>,
-    /// Why it is bypassed, or what is wrong with it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-/// `hooks status` (and the result of install/uninstall).
-#[derive(Debug, Clone, Serialize)]
-pub struct HooksReport {
-    #[serde(flatten)]
-    pub location: HooksLocation,
-    pub disabled_by_env: bool,
-    pub hooks: Vec<HookReport>,
-    /// What the user should do by hand, if anything (exact lines to add).
-    pub advice: Vec<String>,
-}
-
-/// Finds the hooks directory of the repository containing `dir`.
-pub fn locate(dir: &Path) -> Result<HooksLocation, HooksError> {
-    let repo = gix::discover(dir).map_err(|_| HooksError::NotARepository {
-        path: dir.to_path_buf(),
-    })?;
-    let worktree_root = repo
-        .workdir()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| repo.git_dir().to_path_buf());
-    let default_dir = repo.common_dir().join("hooks");
-    let hooks_path = repo
-        .config_snapshot()
-        .string("core.hooksPath")
-        .map(|v| v.to_str_lossy().trim().to_owned())
-        .filter(|v| !v.is_empty());
-    let dir = match &hooks_path {
-        None => default_dir.clone(),
-        Some(p) => resolve_hooks_path(p, &worktree_root),
-    };
-    let manager = detect_manager(&worktree_root, hooks_path.as_deref());
-    Ok(HooksLocation {
-        worktree_root,
-        default_dir,
-        hooks_path,
-        dir,
-        manager,
-    })
-}
-
-fn resolve_hooks_path(value: &str, worktree_root: &Path) -> PathBuf {
-    if let Some(rest) = value.strip_prefix("~/")
-        && let Some(home) = std::env::var_os("HOME")
-    {
-        return PathBuf::from(home).join(rest);
-    }
-    let path = PathBuf::from(value);
-    if path.is_absolute() {
-        path
-    } else {
-        worktree_root.join(path)
-    }
-}
-
-fn detect_manager(root: &Path, hooks_path: Option<&str>) -> Option<Manager> {
-    if hooks_path.is_some_and(|p| p.split(['/', '\\']).any(|c| c == ".husky")) {
-        return Some(Manager::Husky {
-            scripts_dir: root.join(".husky"),
-        });
-    }
-    for name in [
-        "lefthook.yml",
-        ".lefthook.yml",
-        "lefthook.yaml",
-        ".lefthook.yaml",
-        "lefthook.toml",
-        "lefthook.json",
-    ] {
-        if root.join(name).is_file() {
-            return Some(Manager::Lefthook {
-                config: root.join(name),
-            });
-        }
-    }
-    let pre_commit = root.join(".pre-commit-config.yaml");
-    pre_commit
-        .is_file()
-        .then_some(Manager::PreCommit { config: pre_commit })
-}
-
-/// `'path'` with any `'` escaped, for the stub.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// The binary a stub calls (the single-quoted word after `[ -x `).
-fn stub_binary(text: &str) -> Option<String> {
-    let rest = &text[text.find("[ -x '")? + 5..];
-    let mut out = String::new();
-    let mut chars = rest.chars();
-    loop {
-        // Each quoted segment: '…', possibly joined by \' escapes.
-        if chars.next()? != '\'' {
-            return None;
-        }
-        for c in chars.by_ref() {
-            if c == '\'' {
-                break;
-            }
-            out.push(c);
-        }
-        let tail = chars.as_str();
-        if let Some(after) = tail.strip_prefix("\\'") {
-            out.push('\'');
-            chars = after.chars();
-        } else {
-            return Some(out);
-        }
-    }
-}
-
-fn is_stub(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| t.contains(STUB_MARKER))
-}
-
-fn chained_path(hook: &Path) -> PathBuf {
-    let mut s = hook.as_os_str().to_owned();
-    s.push(CHAINED_SUFFIX);
-    PathBuf::from(s)
-}
-
-/// The line a user adds to a husky or lefthook setup to call spec-kitty from `hook`.
-pub fn hook_command(binary: &str, hook: &str) -> String {
-    format!("{} hooks run {hook} \"$@\"", shell_quote(binary))
+/// Whether `install` may write into a hooks directory shared by every repository (one that
+/// `core.hooksPath` in the global or system git config names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SharedDir {
+    /// Refuse, explaining the two remedies.
+    #[default]
+    Refuse,
+    /// Install there knowingly (`hooks install --shared`): the stubs then run in every
+    /// repository and do nothing where there is no spec-kitty project.
+    Allow,
 }
 
 /// Installs the stubs for the repository containing `dir`, calling `binary`.
-pub fn install(dir: &Path, binary: &Path) -> Result<HooksReport, HooksError> {
+pub fn install(dir: &Path, binary: &Path, shared: SharedDir) -> Result<HooksReport, HooksError> {
     let loc = locate(dir)?;
+    if let Some(origin) = &loc.hooks_path_origin
+        && origin.scope.is_shared()
+        && shared == SharedDir::Refuse
+    {
+        return Err(HooksError::SharedHooksDir {
+            dir: loc.dir.clone(),
+            scope: origin.scope.as_str(),
+            file: origin
+                .file
+                .as_ref()
+                .map_or_else(|| "unknown file".to_owned(), |f| f.display().to_string()),
+            local_dir: shell_quote(&loc.default_dir.to_string_lossy()),
+        });
+    }
     let binary = binary.to_string_lossy().into_owned();
     if let Some(Manager::Husky { .. }) = &loc.manager {
         // husky rewrites its directory; the stubs would vanish (and break its dispatch).
@@ -206,43 +54,97 @@ pub fn install(dir: &Path, binary: &Path) -> Result<HooksReport, HooksError> {
     }
     std::fs::create_dir_all(&loc.dir).map_err(|e| HooksError::io("create", &loc.dir, e))?;
     for name in HOOK_NAMES {
-        let path = loc.dir.join(name);
-        let chained = chained_path(&path);
-        if path.exists() && !is_stub(&path) {
-            if chained.exists() {
+        if lefthook_calls_us(&loc, name) {
+            // lefthook runs spec-kitty from its config: a stub on top would only run it twice,
+            // and `lefthook install` would rename it anyway.
+            clear_leftovers(&loc.dir, name)?;
+            continue;
+        }
+        install_one(&loc.dir, name, &binary)?;
+    }
+    status_with(loc, Some(&binary))
+}
+
+/// Whether git runs lefthook's script for `name` and lefthook's config calls spec-kitty.
+fn lefthook_calls_us(loc: &HooksLocation, name: &str) -> bool {
+    files::read(&loc.dir.join(name)).is_some_and(|t| files::kind(&t) == Kind::Lefthook)
+        && lefthook_configs(&loc.worktree_root)
+            .any(|c| files::read(&c).is_some_and(|t| files::calls_us(&t, name)))
+}
+
+/// Installs the stub of `name` in `dir`.
+fn install_one(dir: &Path, name: &str, binary: &str) -> Result<(), HooksError> {
+    let template = stub_template(name).ok_or_else(|| HooksError::UnknownHook(name.into()))?;
+    let stub = template.replace(BIN_PLACEHOLDER, &shell_quote(binary));
+    let path = dir.join(name);
+    let chained = chained_path(dir, name);
+    clear_leftovers(dir, name)?;
+    let legacy = dir.join(format!("{name}.legacy"));
+    if files::read(&path).is_some_and(|t| files::kind(&t) == Kind::PreCommit)
+        && files::is_stub(&legacy)
+    {
+        // pre-commit kept our stub as `<hook>.legacy` and runs it: refresh it there. A copy
+        // of pre-commit's script chained by an earlier install is a leftover.
+        if files::identical(&path, &chained) {
+            files::remove(&chained)?;
+        }
+        return files::write_executable(&legacy, &stub);
+    }
+    if files::occupied(&path) && !files::is_stub(&path) {
+        if files::occupied(&chained) {
+            if files::identical(&path, &chained) || files::is_stub(&chained) {
+                files::remove(&chained)?;
+            } else {
                 return Err(HooksError::ChainOccupied {
                     hook: path,
                     chained,
                 });
             }
-            std::fs::rename(&path, &chained).map_err(|e| HooksError::io("rename", &path, e))?;
         }
-        let template = stub_template(name).ok_or_else(|| HooksError::UnknownHook(name.into()))?;
-        write_executable(
-            &path,
-            &template.replace(BIN_PLACEHOLDER, &shell_quote(&binary)),
-        )?;
+        // A symlink (even a dangling one) is moved as the link it is, never followed.
+        files::move_to(&path, &chained)?;
     }
-    status_with(loc, Some(&binary))
+    files::write_executable(&path, &stub)
 }
 
-fn write_executable(path: &Path, text: &str) -> Result<(), HooksError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| HooksError::io("write", path, e))?;
-    std::fs::write(tmp.path(), text).map_err(|e| HooksError::io("write", path, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| HooksError::io("make executable", path, e))?;
+/// Removes what an earlier install or a hook manager left of ours next to `name`, and moves a
+/// hook chained the old way (`<hook>.spec-kitty-chained`) to where stubs look now. Fails only
+/// when a leftover differs from the hook it would replace.
+fn clear_leftovers(dir: &Path, name: &str) -> Result<(), HooksError> {
+    let path = dir.join(name);
+    let chained = chained_path(dir, name);
+    let old = old_chained_path(dir, name);
+    if files::occupied(&old) {
+        if files::is_stub(&old) {
+            files::remove(&old)?;
+        } else if !files::occupied(&chained) {
+            files::move_to(&old, &chained)?;
+        } else if files::identical(&old, &chained) {
+            files::remove(&old)?;
+        } else {
+            return Err(HooksError::ChainOccupied { hook: old, chained });
+        }
     }
-    tmp.persist(path)
-        .map_err(|e| HooksError::io("replace", path, e.error))?;
+    // lefthook renamed our stub and never runs it.
+    let renamed = dir.join(format!("{name}.old"));
+    if files::is_stub(&renamed) {
+        files::remove(&renamed)?;
+    }
+    // A chained stub of ours would only run us twice.
+    if files::is_stub(&chained) {
+        files::remove(&chained)?;
+    }
+    // A `.legacy` stub that pre-commit no longer runs.
+    let legacy = dir.join(format!("{name}.legacy"));
+    let pre_commit = files::read(&path).is_some_and(|t| files::kind(&t) == Kind::PreCommit);
+    if !pre_commit && files::is_stub(&legacy) {
+        files::remove(&legacy)?;
+    }
     Ok(())
 }
 
 /// Removes the stubs (from the hooks directory git uses, and from the default one if they
-/// were left there) and puts chained hooks back.
+/// were left there), whatever a hook manager renamed them to, and puts chained hooks back.
 pub fn uninstall(dir: &Path) -> Result<HooksReport, HooksError> {
     let loc = locate(dir)?;
     let mut dirs = vec![loc.dir.clone()];
@@ -251,166 +153,52 @@ pub fn uninstall(dir: &Path) -> Result<HooksReport, HooksError> {
     }
     for d in &dirs {
         for name in HOOK_NAMES {
-            let path = d.join(name);
-            let chained = chained_path(&path);
-            if is_stub(&path) {
-                std::fs::remove_file(&path).map_err(|e| HooksError::io("remove", &path, e))?;
-            }
-            if chained.exists() && !path.exists() {
-                std::fs::rename(&chained, &path)
-                    .map_err(|e| HooksError::io("restore", &chained, e))?;
-            }
+            uninstall_one(d, name)?;
         }
+        // Gone once empty; a hook we could not put back stays, and so does the directory.
+        let _ = std::fs::remove_dir(d.join(CHAINED_DIR));
     }
     status_with(loc, None)
 }
 
-/// Reports installed / missing / bypassed for every hook.
-pub fn status(dir: &Path) -> Result<HooksReport, HooksError> {
-    let loc = locate(dir)?;
-    status_with(loc, None)
-}
-
-fn status_with(loc: HooksLocation, binary: Option<&str>) -> Result<HooksReport, HooksError> {
-    let env_off = disabled_by_env();
-    let mut hooks = Vec::new();
-    for name in HOOK_NAMES {
-        hooks.push(hook_report(&loc, name, env_off));
-    }
-    let current = std::env::current_exe()
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned());
-    let binary = binary
-        .map(str::to_owned)
-        .or_else(|| hooks.iter().find_map(|h| h.binary.clone()))
-        .or(current)
-        .unwrap_or_else(|| "spec-kitty".to_owned());
-    let advice = advice(&loc, &hooks, &binary);
-    Ok(HooksReport {
-        location: loc,
-        disabled_by_env: env_off,
-        hooks,
-        advice,
-    })
-}
-
-fn hook_report(loc: &HooksLocation, name: &'static str, env_off: bool) -> HookReport {
-    let path = loc.dir.join(name);
-    let text = std::fs::read_to_string(&path).ok();
-    let ours = text.as_deref().is_some_and(|t| t.contains(STUB_MARKER));
-    let via_manager = match &loc.manager {
-        Some(Manager::Husky { scripts_dir }) => mentions_us(&scripts_dir.join(name), name),
-        Some(Manager::Lefthook { config }) => mentions_us(config, name),
-        _ => false,
-    };
-    let chained = Some(chained_path(&path)).filter(|c| c.exists());
-    let binary = text.as_deref().and_then(stub_binary);
-    let stray = loc.default_dir != loc.dir && is_stub(&loc.default_dir.join(name));
-    let (state, note) = if (ours || via_manager) && env_off {
-        (
-            HookState::Bypassed,
-            Some("SPEC_KITTY_HOOKS=0 is set".to_owned()),
-        )
-    } else if ours || via_manager {
-        let gone = binary.as_deref().is_some_and(|b| !Path::new(b).exists());
-        let note = gone.then(|| {
-            "the binary it calls no longer exists: run `spec-kitty hooks install` again".to_owned()
-        });
-        (HookState::Installed, note)
-    } else if stray {
-        let note = format!(
-            "installed in {}, but core.hooksPath makes git run hooks from {}",
-            loc.default_dir.display(),
-            loc.dir.display()
-        );
-        (HookState::Bypassed, Some(note))
-    } else {
-        (HookState::Missing, None)
-    };
-    HookReport {
-        name,
-        state,
-        path,
-        chained,
-        binary,
-        note,
-    }
-}
-
-fn mentions_us(file: &Path, hook: &str) -> bool {
-    std::fs::read_to_string(file).is_ok_and(|t| t.contains(&format!("hooks run {hook}")))
-}
-
-fn advice(loc: &HooksLocation, hooks: &[HookReport], binary: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    match &loc.manager {
-        Some(Manager::Husky { scripts_dir }) => {
-            for h in hooks.iter().filter(|h| h.state == HookState::Missing) {
-                out.push(format!(
-                    "husky manages this repository's hooks: add this line to {}: {}",
-                    scripts_dir.join(h.name).display(),
-                    hook_command(binary, h.name)
-                ));
-            }
+fn uninstall_one(dir: &Path, name: &str) -> Result<(), HooksError> {
+    let path = dir.join(name);
+    for p in [
+        path.clone(),
+        dir.join(format!("{name}.old")),
+        dir.join(format!("{name}.legacy")),
+        old_chained_path(dir, name),
+    ] {
+        if files::is_stub(&p) {
+            files::remove(&p)?;
         }
-        Some(Manager::Lefthook { config })
-            if !hooks.iter().all(|h| mentions_us(config, h.name)) =>
-        {
-            let mut yaml = String::new();
-            for h in HOOK_NAMES {
-                let args = if h == "post-commit" { "" } else { " {0}" };
-                yaml.push_str(&format!(
-                    "\n{h}:\n  commands:\n    spec-kitty:\n      run: {} hooks run {h}{args}",
-                    shell_quote(binary)
-                ));
-            }
-            out.push(format!(
-                "lefthook is set up: the stubs chain its hooks now, but `lefthook install` \
-                 replaces them; to keep spec-kitty, add to {}:{yaml}",
-                config.display()
-            ));
+    }
+    for chained in [chained_path(dir, name), old_chained_path(dir, name)] {
+        if !files::occupied(&chained) {
+            continue;
         }
-        _ => {}
+        if !files::occupied(&path) {
+            std::fs::rename(&chained, &path).map_err(|e| HooksError::io("restore", &chained, e))?;
+        } else if files::identical(&chained, &path) {
+            files::remove(&chained)?;
+        }
     }
-    if let Some(p) = &loc.hooks_path
-        && !Path::new(p).is_absolute()
-        && !p.starts_with("~/")
-        && !matches!(loc.manager, Some(Manager::Husky { .. }))
-    {
-        out.push(format!(
-            "core.hooksPath is relative ({p}): git resolves it inside each worktree, so WP \
-             worktrees run the hooks in their own {p}; make it absolute to share the stubs: \
-             git config core.hooksPath {}",
-            shell_quote(&loc.dir.to_string_lossy())
-        ));
-    }
-    if hooks.iter().any(|h| h.state == HookState::Missing)
-        && !matches!(loc.manager, Some(Manager::Husky { .. }))
-    {
-        out.push("install the missing hooks with `spec-kitty hooks install`".to_owned());
-    }
-    out
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hooks::{CHAINED_SUFFIX, STUB_MARKER};
 
     #[test]
-    fn the_binary_round_trips_through_shell_quoting() {
-        for path in ["/usr/bin/spec-kitty", "/home/o'neil/my tools/spec-kitty"] {
-            let stub = format!("if [ -x {} ]; then", shell_quote(path));
-            assert_eq!(stub_binary(&stub).as_deref(), Some(path));
-        }
-    }
-
-    #[test]
-    fn every_stub_calls_its_handler_and_chains() {
+    fn every_stub_calls_its_handler_and_chains_under_the_hooks_own_name() {
         for name in HOOK_NAMES {
             let t = stub_template(name).unwrap();
             assert!(t.starts_with("#!/bin/sh\n") && t.contains(STUB_MARKER));
             assert!(t.contains(&format!("hooks run {name} \"$@\"")));
             assert!(t.contains(CHAINED_SUFFIX) && t.contains(BIN_PLACEHOLDER));
+            assert!(t.contains("/.spec-kitty-chained/${0##*/}"));
         }
     }
 }

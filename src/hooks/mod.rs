@@ -6,8 +6,11 @@
 //! absolute path — GUI git clients run hooks without the user's PATH. Handlers never fail git:
 //! they return an outcome, and the CLI prints at most one warning line.
 
+mod files;
 pub mod handlers;
 pub mod install;
+pub mod location;
+pub mod status;
 
 use std::path::PathBuf;
 
@@ -22,7 +25,13 @@ pub const STUB_MARKER: &str = "spec-kitty hook stub";
 /// The placeholder the installer replaces with the absolute path of the binary (quoted).
 pub const BIN_PLACEHOLDER: &str = "@SPEC_KITTY_BIN@";
 
-/// The suffix of a hook that was in place before spec-kitty and that its stub runs first.
+/// The directory, inside the hooks directory, holding the hooks that were in place before
+/// spec-kitty (each under its own name); the stub of `<hook>` runs `.spec-kitty-chained/<hook>`
+/// first.
+pub const CHAINED_DIR: &str = ".spec-kitty-chained";
+
+/// The suffix under which older installs kept a chained hook (`<hook>.spec-kitty-chained`);
+/// install moves such a hook into [`CHAINED_DIR`].
 pub const CHAINED_SUFFIX: &str = ".spec-kitty-chained";
 
 /// The environment variable that turns every spec-kitty hook off (`SPEC_KITTY_HOOKS=0`).
@@ -83,6 +92,29 @@ pub enum HooksError {
         )
     )]
     ChainOccupied { hook: PathBuf, chained: PathBuf },
+
+    #[error(
+        "core.hooksPath comes from your {scope} git config ({file}): {} is shared by every \
+         repository, so spec-kitty will not install its hooks there unasked",
+        dir.display()
+    )]
+    #[diagnostic(
+        code(spec_kitty::hooks::shared_hooks_dir),
+        help(
+            "either give this repository its own hooks directory — `git config --local \
+             core.hooksPath {local_dir}` (copy in any shared hook it should keep running) — then \
+             run `spec-kitty hooks install`; or install into the shared directory knowingly with \
+             `spec-kitty hooks install --shared` (the stubs then run in every repository and do \
+             nothing where there is no spec-kitty project, at the cost of one process start)"
+        )
+    )]
+    SharedHooksDir {
+        dir: PathBuf,
+        scope: &'static str,
+        file: String,
+        /// The repository's default hooks dir, shell-quoted.
+        local_dir: String,
+    },
 
     #[error("`{0}` is not a hook spec-kitty handles (post-commit, post-merge, post-checkout)")]
     #[diagnostic(

@@ -4,7 +4,7 @@
 //! agents:
 //!   implementer: [claude, codex]   # tried in order: the first, then each fallback
 //!   reviewer: codex                # one name or a list
-//!   timeout_seconds: 3600          # optional: an agent running longer has failed
+//!   timeout_seconds: 3600          # optional (default 3600): an agent running longer has failed
 //!   commands:                      # name → command template, run with `sh -c` in the WP worktree
 //!     claude: claude -p "Implement {wp_id} ({title}); instructions in {wp_file}"
 //!     codex: codex exec "Review {wp_id} in {worktree}; exit 0 to approve"
@@ -46,6 +46,18 @@ pub struct AgentsConfig {
     pub reviewers: Vec<String>,
     pub commands: BTreeMap<String, String>,
     pub timeout_seconds: Option<u64>,
+}
+
+/// How long an agent may run when `agents.timeout_seconds` is not set: an agent that never
+/// exits must not hold `orchestrate` forever.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 3600;
+
+impl AgentsConfig {
+    /// How long one agent run may take before it has failed (`agents.timeout_seconds`, else
+    /// [`DEFAULT_TIMEOUT_SECONDS`]).
+    pub fn timeout_seconds(&self) -> u64 {
+        self.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS)
+    }
 }
 
 impl AgentsConfig {
@@ -195,6 +207,16 @@ mod tests {
             c.command("claude").unwrap(),
             "claude -p \"do ${SPEC_KITTY_WP_ID} of ${SPEC_KITTY_FEATURE}\""
         );
+    }
+
+    #[test]
+    fn an_agent_without_a_configured_timeout_gets_the_default_one() {
+        let base = "agents:\n  implementer: a\n  reviewer: a\n  commands:\n    a: run\n";
+        let c = load(base).unwrap();
+        assert_eq!(c.timeout_seconds, None);
+        assert_eq!(c.timeout_seconds(), DEFAULT_TIMEOUT_SECONDS);
+        let c = load(&format!("{base}  timeout_seconds: 5\n")).unwrap();
+        assert_eq!(c.timeout_seconds(), 5);
     }
 
     #[test]

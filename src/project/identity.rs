@@ -7,9 +7,10 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use miette::Diagnostic;
+
+use super::lock::{FileLock, LockError};
 
 /// Where the identity lives, relative to a worktree root.
 pub const CONFIG_RELATIVE: &str = ".kittify/config.yaml";
@@ -67,6 +68,10 @@ pub enum IdentityError {
         help("add `uuid: <a UUID>` to the `project` mapping yourself, e.g. with `uuidgen`")
     )]
     FlowStyle { path: PathBuf },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lock(#[from] LockError),
 }
 
 /// Reads the project identity, creating it in `create_root` if no config has one.
@@ -272,48 +277,6 @@ fn insert_identity(
         slug_line("  ", false)
     ));
     Ok(out)
-}
-
-/// A lock file created exclusively and removed on drop; a lock older than 10 s is stale.
-struct FileLock(PathBuf);
-
-impl FileLock {
-    fn acquire(path: &Path) -> Result<FileLock, IdentityError> {
-        let start = Instant::now();
-        loop {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(_) => return Ok(FileLock(path.to_path_buf())),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let stale = fs::metadata(path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age > Duration::from_secs(10));
-                    if stale || start.elapsed() > Duration::from_secs(15) {
-                        let _ = fs::remove_file(path);
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(source) => {
-                    return Err(IdentityError::Io {
-                        action: "lock",
-                        path: path.to_path_buf(),
-                        source,
-                    });
-                }
-            }
-        }
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod error;
 pub mod feature;
 pub mod graph;
 pub mod identity;
+pub mod lock;
 pub mod tasks_md;
 pub mod work_package;
 

@@ -87,10 +87,10 @@ impl EventLog {
                 if lock.exists() && stuck >= STALE_LOCK_ATTEMPTS {
                     return Err(StoreError::Locked { path: lock });
                 }
-                if let CasError::Other(err) = err {
-                    if !lock.exists() {
-                        return Err(err);
-                    }
+                if let CasError::Other(err) = err
+                    && !lock.exists()
+                {
+                    return Err(err);
                 }
             }
             if retries >= MAX_CAS_ATTEMPTS {

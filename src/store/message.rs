@@ -181,7 +181,7 @@ pub struct SyncRecord {
     pub team: String,
     /// RFC 3339 time of the sync.
     pub time: String,
-    /// Events settled by this sync (success or duplicate).
+    /// Events of the chain the server has settled (up to the mark, minus the rejected ones).
     pub acknowledged: u64,
     /// Every event up to the mark that the server rejected and that is still pending.
     pub rejected: Vec<RejectedEvent>,

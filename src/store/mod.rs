@@ -27,7 +27,9 @@ mod verify;
 pub use error::StoreError;
 pub use log::{Appended, Chain, EventLog, StoredEvent};
 pub use message::{RejectedEvent, SyncRecord};
-pub use pending::{Answer, Answered, ChainPending, PendingRange, Settlement, settle};
+pub use pending::{
+    Answer, Answered, ChainPending, PendingCommit, PendingRange, Settlement, settle,
+};
 pub use pulled::PulledWrite;
 pub use read::EventFilter;
 pub use sync_state::{SyncReport, SyncState};

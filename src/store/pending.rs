@@ -11,7 +11,7 @@ use gix::ObjectId;
 use serde::Serialize;
 
 use super::Result;
-use super::log::{Chain, EventLog, StoredEvent};
+use super::log::{EventLog, StoredEvent};
 use super::message::RejectedEvent;
 use super::sync_state::SyncState;
 
@@ -43,6 +43,16 @@ impl ChainPending {
     pub fn pending(&self) -> u64 {
         self.unsent + self.rejected
     }
+}
+
+/// One pending event, located but not read: what a drain keeps in memory for each of
+/// possibly 100,000 events, reading the envelopes one batch at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCommit {
+    pub node_id: String,
+    pub commit: ObjectId,
+    pub seq: u64,
+    pub event_id: String,
 }
 
 /// What the server answered for one event.
@@ -158,14 +168,18 @@ impl PendingRange {
     /// The pending events themselves, oldest first (rejected ones, then unsent ones). Reads
     /// the chain back from its tip only as far as it must.
     pub fn events(&self, log: &EventLog) -> Result<Vec<StoredEvent>> {
+        log.read_pending(&self.commits(log)?)
+    }
+}
+
+impl PendingRange {
+    /// The pending events as [`PendingCommit`]s, oldest first (rejected ones, then unsent
+    /// ones), read from the trailers only (no JSON parsing).
+    pub fn commits(&self, log: &EventLog) -> Result<Vec<PendingCommit>> {
         let Some(tip) = self.tip else {
             return Ok(Vec::new());
         };
-        let chain = Chain {
-            node_id: self.node_id.clone(),
-            ref_name: EventLog::chain_ref(&self.node_id),
-            tip,
-        };
+        let chain = EventLog::chain_ref(&self.node_id);
         let mark_seq = self.mark_seq();
         let mut want_rejected: HashSet<&str> = self
             .rejected()
@@ -174,19 +188,32 @@ impl PendingRange {
             .collect();
         let mut unsent = Vec::new();
         let mut found_rejected = Vec::new();
-        for item in log.walk(&chain) {
-            let stored = item?;
-            let seq = stored.seq;
-            if seq > mark_seq {
-                unsent.push(stored);
-            } else if want_rejected.remove(stored.event.event_id.as_str()) {
-                found_rejected.push(stored);
+        let mut next = Some(tip);
+        while let Some(id) = next {
+            let (msg, parent, _) = log.commit_message(&chain, id)?;
+            let t = super::message::parse_trailers(&msg).map_err(|e| {
+                super::StoreError::Unparseable {
+                    chain: chain.clone(),
+                    commit: id.to_string(),
+                    what: "event commit",
+                    reason: e.to_string(),
+                }
+            })?;
+            let item = PendingCommit {
+                node_id: self.node_id.clone(),
+                commit: id,
+                seq: t.seq,
+                event_id: t.event_id.to_owned(),
+            };
+            if t.seq > mark_seq {
+                unsent.push(item);
+            } else if want_rejected.remove(t.event_id) {
+                found_rejected.push(item);
             }
-            // Newest first: once at the mark's successor with nothing rejected left to find,
-            // everything older is settled.
-            if want_rejected.is_empty() && seq <= mark_seq + 1 {
+            if want_rejected.is_empty() && t.seq <= mark_seq + 1 {
                 break;
             }
+            next = parent;
         }
         found_rejected.reverse();
         unsent.reverse();
@@ -196,6 +223,27 @@ impl PendingRange {
 }
 
 impl EventLog {
+    /// Every pending event as a [`PendingCommit`], oldest first per chain, chains in node
+    /// order.
+    pub fn pending_commits(&self) -> Result<Vec<PendingCommit>> {
+        let mut out = Vec::new();
+        for range in self.pending_ranges()? {
+            out.extend(range.commits(self)?);
+        }
+        Ok(out)
+    }
+
+    /// Reads the events of `commits` (for one batch).
+    pub fn read_pending(&self, commits: &[PendingCommit]) -> Result<Vec<StoredEvent>> {
+        commits
+            .iter()
+            .map(|c| {
+                self.read_event(&EventLog::chain_ref(&c.node_id), c.commit)
+                    .map(|(s, _)| s)
+            })
+            .collect()
+    }
+
     /// The pending range of every chain, in node order, in O(chains): read from the tips'
     /// `Seq` trailers and the sync states, never by walking history.
     pub fn pending_ranges(&self) -> Result<Vec<PendingRange>> {

@@ -133,7 +133,9 @@ impl EventLog {
                 server_url: report.server_url.to_owned(),
                 team: report.team.to_owned(),
                 time: crate::event::now_rfc3339(),
-                acknowledged: settlement.acknowledged,
+                // Everything up to the mark that is not rejected: derived, so a resend after
+                // a crash (answered `duplicate`) is never counted twice.
+                acknowledged: mark.1.saturating_sub(settlement.rejected.len() as u64),
                 rejected: settlement.rejected,
                 pull_cursor: report
                     .pull_cursor

@@ -362,10 +362,10 @@ fn classify<T>(status: u16, text: &str, retry_after: Option<u64>) -> Reply<T> {
 
 /// The `error` field of a JSON error body, else the body itself (cut short).
 fn error_text(text: &str) -> String {
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        if let Some(e) = v["error"].as_str() {
-            return e.to_owned();
-        }
+    if let Ok(v) = serde_json::from_str::<Value>(text)
+        && let Some(e) = v["error"].as_str()
+    {
+        return e.to_owned();
     }
     text.chars().take(200).collect()
 }

@@ -84,7 +84,7 @@ pub fn sync_now(
     let start = Instant::now();
     let deadline = start + options.deadline;
     let cleared = preflight(log, config)?;
-    let pending = log.pending_events()?;
+    let pending = log.pending_commits()?;
     let mut summary = SyncSummary {
         server_url: cleared.server_url.clone(),
         team: cleared.credentials.team_slug.clone(),
@@ -97,12 +97,12 @@ pub fn sync_now(
         would_send: Vec::new(),
     };
     if options.dry_run {
-        summary.would_send = pending.iter().map(line).collect();
+        summary.would_send = log.read_pending(&pending)?.iter().map(line).collect();
         return Ok(summary);
     }
     let _lock = lock::acquire(log.common_dir(), LOCK_WAIT)?;
     // Read again under the lock: a sync that held it may have settled some.
-    let pending = log.pending_events()?;
+    let pending = log.pending_commits()?;
     summary.pending_before = pending.len() as u64;
     let mut session = Session::open(cleared.store, &cleared.server_url, options.request_timeout)?;
     if !pending.is_empty() {

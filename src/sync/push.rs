@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::error::SyncError;
 use super::http::{Limits, Reply};
 use super::session::Session;
-use crate::store::{Answer, Answered, EventLog, StoredEvent, SyncReport};
+use crate::store::{Answer, Answered, EventLog, PendingCommit, StoredEvent, SyncReport};
 
 /// How many transient faults in a row a drain survives before it reports the server
 /// unreachable (each waits longer than the last, within the total deadline).
@@ -73,7 +73,7 @@ pub fn drain(
     log: &EventLog,
     session: &mut Session,
     limits: Limits,
-    pending: &[StoredEvent],
+    pending: &[PendingCommit],
     deadline: Instant,
     progress: Progress<'_>,
 ) -> Pushed {
@@ -91,8 +91,19 @@ pub fn drain(
             break;
         }
         let end = (idx + size).min(pending.len());
-        let (body, n) = batch_body(&pending[idx..end], limits.max_decompressed_bytes);
-        let chunk = &pending[idx..idx + n];
+        // Only one batch of envelopes is in memory at a time.
+        let events = match log.read_pending(&pending[idx..end]) {
+            Ok(e) => e,
+            Err(e) => {
+                out.stop = Some(Stop::Server {
+                    status: 0,
+                    message: format!("pending events could not be read: {e}"),
+                });
+                break;
+            }
+        };
+        let (body, n) = batch_body(&events, limits.max_decompressed_bytes);
+        let chunk = &events[..n];
         let access = match session.access() {
             Ok(a) => a,
             Err(e) => {

@@ -12,6 +12,9 @@ use super::http::{Http, Reply};
 use super::session::Session;
 use crate::store::{ChainPending, EventLog, PendingRange};
 
+/// How many commits per chain `sync status` reads back looking for the oldest unsent event.
+const OLDEST_WALK: usize = 2_000;
+
 /// The session as `sync status` and `auth status` show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuthSummary {
@@ -51,6 +54,9 @@ pub struct SyncStatus {
     /// Timestamp of the oldest unsent event.
     pub oldest_pending_timestamp: Option<String>,
     pub oldest_pending_age_secs: Option<i64>,
+    /// Set when the chain was too long to read to its oldest unsent event: the age is then at
+    /// least the one given.
+    pub oldest_pending_age_is_lower_bound: bool,
     pub last_sync: Option<LastSync>,
     /// `Not checked`, `Connected`, `Reachable (auth required)`, `Unreachable (…)`, `Error: …`.
     pub connection: String,
@@ -104,6 +110,7 @@ pub fn status(
         oldest_rejection_error: None,
         oldest_pending_timestamp: None,
         oldest_pending_age_secs: None,
+        oldest_pending_age_is_lower_bound: false,
         last_sync: None,
         connection: "Not checked (use --check to test)".into(),
         usable: true,
@@ -126,10 +133,10 @@ fn fill_from_refs(
 ) -> Result<(), SyncError> {
     for r in ranges {
         if let Some(s) = &r.state {
-            if let Some(first) = s.record.rejected.first() {
-                if status.oldest_rejection_error.is_none() {
-                    status.oldest_rejection_error = Some(first.error.clone());
-                }
+            if let Some(first) = s.record.rejected.first()
+                && status.oldest_rejection_error.is_none()
+            {
+                status.oldest_rejection_error = Some(first.error.clone());
             }
             let newer = status
                 .last_sync
@@ -145,14 +152,34 @@ fn fill_from_refs(
             }
         }
     }
-    // The oldest unsent event is the one right after the mark of each chain with any.
+    // The oldest unsent event is the one right after the mark of each chain with any. The
+    // chain is read back from its tip, at most OLDEST_WALK commits per chain, so the status
+    // stays fast with 100,000 pending; past that the age is a lower bound (and says so).
     let mut oldest: Option<String> = None;
-    for r in ranges.iter().filter(|r| r.pending() > 0) {
-        if let Some(first) = r.events(log)?.first() {
-            let t = first.event.timestamp.clone();
-            if oldest.as_ref().is_none_or(|o| t < *o) {
-                oldest = Some(t);
+    for r in ranges.iter().filter(|r| r.unsent() > 0) {
+        let Some(tip) = r.tip else { continue };
+        let chain = crate::store::Chain {
+            node_id: r.node_id.clone(),
+            ref_name: EventLog::chain_ref(&r.node_id),
+            tip,
+        };
+        let mut last = None;
+        for (i, item) in log.walk(&chain).enumerate() {
+            let stored = item?;
+            let done = stored.seq <= r.mark_seq() + 1;
+            last = Some(stored.event.timestamp);
+            if done {
+                break;
             }
+            if i + 1 >= OLDEST_WALK {
+                status.oldest_pending_age_is_lower_bound = true;
+                break;
+            }
+        }
+        if let Some(t) = last
+            && oldest.as_ref().is_none_or(|o| t < *o)
+        {
+            oldest = Some(t);
         }
     }
     if let Some(t) = oldest {

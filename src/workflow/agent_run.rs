@@ -86,22 +86,18 @@ pub fn run_agent(config: &AgentsConfig, job: &AgentJob<'_>, log_dir: &Path) -> A
         Ok(c) => c,
         Err(e) => return failed(format!("cannot start `sh`: {e}")),
     };
-    let status = match config.timeout_seconds {
-        None => child.wait(),
-        Some(secs) => {
-            let deadline = Instant::now() + Duration::from_secs(secs);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => break Ok(status),
-                    Ok(None) if Instant::now() >= deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return failed(format!("timed out after {secs} s"));
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                    Err(e) => break Err(e),
-                }
+    let secs = config.timeout_seconds();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return failed(format!("timed out after {secs} s"));
             }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => break Err(e),
         }
     };
     match status {

@@ -5,12 +5,14 @@
 //! stderr while the user's command stands. [`Emitter::try_emit`] is the same path with the full
 //! error, for `spec-kitty events emit`, whose job *is* the event.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gix::bstr::ByteSlice;
 use miette::Diagnostic;
 use serde_json::{Map, Value};
 
+use super::location::Location;
+pub use super::location::main_worktree_root;
 use crate::event::{Event, EventType, LOCAL_TEAM, Origin, Payload};
 use crate::project::identity::{self, IdentityError};
 use crate::store::{Appended, EventLog, StoreError};
@@ -30,6 +32,14 @@ pub enum EmitError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
+    /// A problem found when the emitter was opened, reported again by each emit with its
+    /// message and help unchanged (the underlying git and io errors are not `Clone`).
+    #[error("{message}")]
+    Setup {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
 }
 
 impl EmitError {
@@ -211,38 +221,30 @@ impl Emitter {
     }
 }
 
-/// Setup errors are reported by every emit; they are rebuilt from their rendering because the
-/// underlying git and io errors are not `Clone`.
+/// Setup errors are reported by every emit: a copy keeping the original message and help (a
+/// malformed `.kittify/config.yaml` must still say to fix that file, not to run `git fsck`).
 fn clone_setup_error(e: &EmitError) -> EmitError {
     match e {
         EmitError::Store(StoreError::NotARepository { path }) => {
             EmitError::Store(StoreError::NotARepository { path: path.clone() })
         }
-        other => EmitError::Store(StoreError::Git {
-            action: "preparing to emit".into(),
-            message: other.one_line(),
-        }),
+        other => EmitError::Setup {
+            message: other.to_string(),
+            help: other.help().map(|h| h.to_string()),
+        },
     }
 }
 
 /// The parts of the envelope that come from where we are: node, project, git facts.
 pub fn origin_for(log: &EventLog) -> Result<Origin, EmitError> {
     let repo = log.repo();
-    let workdir = repo.workdir().map(Path::to_path_buf);
-    let main_root = main_worktree_root(log.common_dir())
-        .or_else(|| workdir.clone())
-        .unwrap_or_else(|| log.common_dir().to_path_buf());
-    let worktree_root = workdir.unwrap_or_else(|| main_root.clone());
-    let default_slug = main_root
-        .file_name()
-        .map(|n| slugify(&n.to_string_lossy()))
-        .filter(|s| !s.is_empty());
-    let identity = identity::load_or_create(&worktree_root, &main_root, default_slug.as_deref())?;
-    let git_branch = repo
-        .head_name()
-        .ok()
-        .flatten()
-        .map(|n| n.shorten().to_str_lossy().into_owned());
+    let here = Location::of(log, log.common_dir());
+    let identity = identity::load_or_create(
+        &here.worktree_root,
+        &here.main_root,
+        here.default_slug().as_deref(),
+    )?;
+    let git_branch = here.branch;
     let head_commit_sha = repo.head_id().ok().map(|id| id.to_string());
     let repo_slug = repo
         .config_snapshot()
@@ -257,11 +259,6 @@ pub fn origin_for(log: &EventLog) -> Result<Origin, EmitError> {
         head_commit_sha,
         repo_slug,
     })
-}
-
-/// The main checkout of a repository whose common dir is `<root>/.git`.
-pub fn main_worktree_root(common_dir: &Path) -> Option<PathBuf> {
-    (common_dir.file_name()? == ".git").then(|| common_dir.parent().map(Path::to_path_buf))?
 }
 
 /// `owner/repo` from a remote URL in any of git's forms.

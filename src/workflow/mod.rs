@@ -14,6 +14,7 @@ pub mod finalize;
 pub mod git;
 pub mod implement;
 pub mod init;
+pub mod location;
 pub mod merge;
 pub mod orchestrate;
 pub mod state;
@@ -25,4 +26,5 @@ mod workspace;
 
 pub use emit::{EmitError, EmitOutcome, Emitter};
 pub use error::WorkflowError;
+pub use location::Location;
 pub use workspace::{Attempt, Emitted, Workspace, runtime_error};

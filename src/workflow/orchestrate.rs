@@ -33,7 +33,7 @@ pub struct Progress {
 #[derive(Debug, Clone, Serialize)]
 pub struct WpFailure {
     pub wp_id: String,
-    /// `start`, `implementation`, `merge` or `review`.
+    /// `start`, `implementation`, `merge`, `review`, or `internal` (a bug: a worker panicked).
     pub phase: &'static str,
     pub reason: String,
 }
@@ -165,9 +165,30 @@ pub fn orchestrate(
 /// Starts every WP whose dependencies are done, up to `jobs` at a time, until nothing more
 /// can run. Returns the failures.
 fn schedule(run: &Run<'_>, status: &mut BTreeMap<String, Status>, jobs: usize) -> Vec<WpFailure> {
-    let order = graph::topological_order(run.feature);
+    schedule_with(
+        run.feature,
+        status,
+        jobs,
+        &|id, message| run.say(id, message),
+        &|id| drive(run, id),
+    )
+}
+
+/// What runs one WP to done, as [`schedule_with`] sees it.
+type Work<'w> = dyn Fn(&str) -> Result<(), WpFailure> + Sync + 'w;
+
+/// [`schedule`] with the work and the progress reporting passed in. A worker that panics is a
+/// failure of its WP (phase `internal`), never a run that waits forever for its result.
+fn schedule_with(
+    feature: &Feature,
+    status: &mut BTreeMap<String, Status>,
+    jobs: usize,
+    say: &(dyn Fn(&str, String) + Sync),
+    work: &Work<'_>,
+) -> Vec<WpFailure> {
+    let order = graph::topological_order(feature);
     let deps = |id: &str| -> Vec<String> {
-        run.feature
+        feature
             .work_packages
             .iter()
             .find(|w| w.id == id)
@@ -188,14 +209,14 @@ fn schedule(run: &Run<'_>, status: &mut BTreeMap<String, Status>, jobs: usize) -
                     .any(|d| matches!(status[d], Status::Failed | Status::Blocked))
                 {
                     status.insert(id.clone(), Status::Blocked);
-                    run.say(id, "blocked: a dependency failed");
+                    say(id, "blocked: a dependency failed".to_owned());
                 } else if running < jobs && d.iter().all(|d| status[d] == Status::Done) {
                     status.insert(id.clone(), Status::Running);
                     running += 1;
                     let tx = tx.clone();
                     let id = id.clone();
                     scope.spawn(move || {
-                        let result = drive(run, &id);
+                        let result = run_caught(work, &id, say);
                         let _ = tx.send((id, result));
                     });
                 }
@@ -203,6 +224,7 @@ fn schedule(run: &Run<'_>, status: &mut BTreeMap<String, Status>, jobs: usize) -
             if running == 0 {
                 break;
             }
+            // Every worker sends exactly one result (panics are caught), so this returns.
             let Ok((id, result)) = rx.recv() else { break };
             running -= 1;
             match result {
@@ -217,6 +239,28 @@ fn schedule(run: &Run<'_>, status: &mut BTreeMap<String, Status>, jobs: usize) -
         }
     });
     failures
+}
+
+/// Runs `work` for `id`, turning a panic into a failure of that WP.
+fn run_caught(
+    work: &Work<'_>,
+    id: &str,
+    say: &(dyn Fn(&str, String) + Sync),
+) -> Result<(), WpFailure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(id))).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        let reason = format!("internal error (a bug in spec-kitty): {what}");
+        say(id, format!("failed (internal): {reason}"));
+        Err(WpFailure {
+            wp_id: id.to_owned(),
+            phase: "internal",
+            reason,
+        })
+    })
 }
 
 /// Takes one WP from wherever it is to done.
@@ -358,4 +402,63 @@ fn run_phase(
         phase: name,
         reason: format!("every {name} agent failed ({})", reasons.join("; ")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wp(id: &str, deps: &[&str]) -> crate::project::WorkPackage {
+        crate::project::WorkPackage {
+            id: id.to_owned(),
+            title: id.to_owned(),
+            file_lane: Lane::Planned,
+            dependencies: deps.iter().map(|d| (*d).to_owned()).collect(),
+            subtasks: Vec::new(),
+            path: PathBuf::from(format!("{id}.md")),
+        }
+    }
+
+    #[test]
+    fn a_panicking_worker_fails_its_wp_blocks_dependents_and_the_run_ends() {
+        let feature = Feature {
+            slug: "001-demo".into(),
+            number: "001".into(),
+            target_branch: "main".into(),
+            created_at: None,
+            friendly_name: None,
+            dir: PathBuf::from("kitty-specs/001-demo"),
+            work_packages: vec![wp("WP01", &[]), wp("WP02", &["WP01"]), wp("WP03", &[])],
+        };
+        // The run happens on its own thread so that a regression (a hang) fails the test
+        // instead of stalling the suite.
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut status: BTreeMap<String, Status> = feature
+                .work_packages
+                .iter()
+                .map(|w| (w.id.clone(), Status::Pending))
+                .collect();
+            let failures = schedule_with(&feature, &mut status, 2, &|_, _| {}, &|id| {
+                if id == "WP01" {
+                    panic!("worker bug");
+                }
+                Ok(())
+            });
+            let _ = done_tx.send((failures, status));
+        });
+        let (failures, status) = done_rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("the run ends although a worker panicked");
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].wp_id, "WP01");
+        assert_eq!(failures[0].phase, "internal");
+        assert!(
+            failures[0].reason.contains("worker bug"),
+            "{:?}",
+            failures[0]
+        );
+        assert_eq!(status["WP02"], Status::Blocked);
+        assert_eq!(status["WP03"], Status::Done);
+    }
 }

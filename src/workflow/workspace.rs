@@ -5,10 +5,10 @@
 use std::cell::{Ref, RefCell};
 use std::path::{Path, PathBuf};
 
-use gix::bstr::ByteSlice;
 use serde::Serialize;
 
-use super::emit::{EmitOutcome, Emitter, main_worktree_root};
+use super::emit::{EmitOutcome, Emitter};
+use super::location::Location;
 use super::state::{EventView, WorkflowState};
 use super::{WorkflowError, state_cache};
 use crate::event::{ErrorType, Lane, Payload, is_feature_slug, now_rfc3339};
@@ -63,26 +63,14 @@ impl Workspace {
         let log = emitter.log().or(fallback_log.as_ref()).ok_or_else(|| {
             WorkflowError::bad_argument("no repository", "run inside a git repository")
         })?;
-        let repo = log.repo();
-        let worktree_root = repo
-            .workdir()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| dir.to_path_buf());
-        let main_root =
-            main_worktree_root(log.common_dir()).unwrap_or_else(|| worktree_root.clone());
-        let branch = repo
-            .head_name()
-            .ok()
-            .flatten()
-            .map(|n| n.shorten().to_str_lossy().into_owned());
-        let git_dir = repo.git_dir().to_path_buf();
+        let here = Location::of(log, dir);
         Ok(Workspace {
             emitter,
             fallback_log,
-            project: Project::new(main_root),
-            worktree_root,
-            git_dir,
-            branch,
+            project: Project::new(here.main_root),
+            worktree_root: here.worktree_root,
+            git_dir: here.git_dir,
+            branch: here.branch,
             state: RefCell::new(None),
             journal: RefCell::new(Vec::new()),
             warnings: RefCell::new(warnings),

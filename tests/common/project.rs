@@ -216,3 +216,54 @@ pub fn transition(e: &Value) -> (String, String, String) {
 pub fn t(wp: &str, from: &str, to: &str) -> (String, String, String) {
     (wp.to_owned(), from.to_owned(), to.to_owned())
 }
+
+/// Helpers of the hooks tests: plain git the way a user runs it, with the hooks firing.
+impl TestProject {
+    /// `git worktree add -b <feature>-<wp> .worktrees/<…>`: the plain-git way to start a WP.
+    pub fn git_worktree_add(&self, wp: &str) -> PathBuf {
+        let wt = self.worktree(wp);
+        let branch = format!("{FEATURE}-{wp}");
+        let wt_str = wt.to_str().expect("utf8");
+        self.git(&["worktree", "add", "-q", "-b", &branch, wt_str]);
+        wt
+    }
+
+    /// Writes `file` in `dir` and commits it with `git commit` (hooks fire); returns stderr.
+    pub fn commit_in(&self, dir: &Path, file: &str, subject: &str) -> String {
+        std::fs::write(dir.join(file), subject).expect("write");
+        self.git_in(dir, &["add", "-A"]);
+        let out = self.git_output(dir, &["commit", "-q", "-m", subject]);
+        assert!(out.status.success(), "git commit failed: {}", stderr(&out));
+        stderr(&out)
+    }
+
+    /// `hooks status --json` run in `dir`.
+    pub fn hooks_status_in(&self, dir: &Path) -> Value {
+        let out = self.ok_in(dir, &["hooks", "status", "--json"]);
+        serde_json::from_str(&out).expect("json")
+    }
+
+    /// The HistoryAdded events recorded so far.
+    pub fn history(&self) -> Vec<Value> {
+        of_type(&self.events(), "HistoryAdded")
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+}
+
+/// The `state` of each hook in a `hooks status --json` report.
+pub fn hook_states(report: &Value) -> Vec<String> {
+    report["hooks"]
+        .as_array()
+        .expect("hooks")
+        .iter()
+        .map(|h| h["state"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+/// `chmod 755`.
+pub fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}

@@ -45,14 +45,14 @@ pub fn run(a: LoginArgs) -> miette::Result<ExitCode> {
     let config = ClientConfig::load()?;
     let url = server_url(&config)?;
     let store = CredentialStore::from_env().map_err(SyncError::from)?;
-    if !a.force {
-        if let Some(c) = store.load(&url).map_err(SyncError::from)? {
-            return Err(SyncError::AlreadyLoggedIn {
-                server: url,
-                username: c.username,
-            }
-            .into());
+    if !a.force
+        && let Some(c) = store.load(&url).map_err(SyncError::from)?
+    {
+        return Err(SyncError::AlreadyLoggedIn {
+            server: url,
+            username: c.username,
         }
+        .into());
     }
     if a.password.is_some() {
         eprintln!(

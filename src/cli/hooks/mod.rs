@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::hooks::install::{HookState, HooksReport, Manager};
+use crate::hooks::status::WorktreeHooks;
 
 #[derive(Debug, Subcommand)]
 pub enum HooksCommand {
@@ -33,9 +34,17 @@ pub fn run(dir: &Path, cmd: HooksCommand) -> miette::Result<ExitCode> {
 /// The report as people read it.
 pub fn render(report: &HooksReport) {
     let loc = &report.location;
-    let source = match &loc.hooks_path {
-        Some(p) => format!("core.hooksPath = {p}"),
-        None => "git's default".to_owned(),
+    let source = match (&loc.hooks_path, &loc.hooks_path_origin) {
+        (Some(p), Some(o)) => {
+            let file = o.file.as_ref().map(|f| format!(", {}", f.display()));
+            format!(
+                "core.hooksPath = {p}, from the {} config{}",
+                o.scope.as_str(),
+                file.unwrap_or_default()
+            )
+        }
+        (Some(p), None) => format!("core.hooksPath = {p}"),
+        (None, _) => "git's default".to_owned(),
     };
     println!("hooks directory: {} ({source})", loc.dir.display());
     match &loc.manager {
@@ -60,9 +69,12 @@ pub fn render(report: &HooksReport) {
             HookState::Bypassed => "bypassed",
         };
         let mut extra = Vec::new();
+        if let Some(via) = h.via.filter(|v| *v != "stub") {
+            extra.push(format!("via {via}"));
+        }
         if let Some(c) = &h.chained {
-            let name = c.file_name().map(|n| n.to_string_lossy().into_owned());
-            extra.push(format!("runs {} first", name.unwrap_or_default()));
+            let shown = c.strip_prefix(&loc.dir).unwrap_or(c);
+            extra.push(format!("runs {} first", shown.display()));
         }
         if let Some(n) = &h.note {
             extra.push(n.clone());
@@ -74,7 +86,31 @@ pub fn render(report: &HooksReport) {
         };
         println!("  {:<14} {state}{extra}", h.name);
     }
+    if report.worktrees.len() > 1 || report.worktrees.iter().any(|w| !w.hooks_dir_exists) {
+        println!("worktrees:");
+        for w in &report.worktrees {
+            println!("  {}", worktree_line(w));
+        }
+    }
     for a in &report.advice {
         println!("{a}");
     }
+}
+
+/// `<path>: records post-commit, post-merge` / `<path>: records nothing (<dir> does not exist)`.
+fn worktree_line(w: &WorktreeHooks) -> String {
+    let records = if w.recording.is_empty() {
+        "records nothing".to_owned()
+    } else {
+        format!("records {}", w.recording.join(", "))
+    };
+    let missing = if w.hooks_dir_exists {
+        String::new()
+    } else {
+        format!(
+            " ({} does not exist: git runs no hook there)",
+            w.hooks_dir.display()
+        )
+    };
+    format!("{}: {records}{missing}", w.path.display())
 }

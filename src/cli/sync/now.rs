@@ -64,10 +64,11 @@ pub fn run(dir: &Path, a: NowArgs) -> miette::Result<ExitCode> {
         deadline,
         request_timeout: deadline.min(Duration::from_secs(60)),
     };
-    if !a.json && !a.dry_run {
-        if let Some(url) = &config.server_url {
-            println!("Syncing with {url}...");
-        }
+    if !a.json
+        && !a.dry_run
+        && let Some(url) = &config.server_url
+    {
+        println!("Syncing with {url}...");
     }
     let mut bar: Option<indicatif::ProgressBar> = None;
     let on_terminal = std::io::stderr().is_terminal();

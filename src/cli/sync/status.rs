@@ -101,7 +101,12 @@ fn render(s: &SyncStatus, in_repo: bool) {
             );
         }
         if let Some(age) = s.oldest_pending_age_secs {
-            row("Oldest pending", &format!("{} ago", human_age(age)));
+            let more = if s.oldest_pending_age_is_lower_bound {
+                "more than "
+            } else {
+                ""
+            };
+            row("Oldest pending", &format!("{more}{} ago", human_age(age)));
         }
         match &s.last_sync {
             Some(l) => row(

@@ -1,4 +1,7 @@
-//! `spec-kitty demo`: the tool's main job on a throwaway repository.
+//! `spec-kitty demo`: the tool's main job on a throwaway repository, then synced to a team
+//! server and pulled by a teammate.
+
+mod team;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -9,9 +12,15 @@ use miette::{IntoDiagnostic, WrapErr};
 /// Creates a temporary git repository with a two-WP feature, installs the git hooks, runs WP01
 /// through the lanes (finalize-tasks, implement, a commit in its worktree, merge, accept), and
 /// shows the result with `spec-kitty status`, `spec-kitty events log` and plain `git log`.
+/// Then the team part: it starts a spec-kitty-server on 127.0.0.1 (an ephemeral port, its
+/// database in the temp dir, inside this process), creates two users, logs in, runs `sync now`
+/// and `sync status`, checks that the server holds every event, and lets a teammate's clone
+/// pull them so that its `spec-kitty status` shows the same board. Nothing outside the temp dir
+/// is read or written (its own HOME for git, SPEC_KITTY_HOME, credentials); the server stops
+/// when the demo ends, also on Ctrl-C (it lives in this process).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  spec-kitty demo\n  spec-kitty demo --keep   # keep the repository and print its path"
+    after_help = "Examples:\n  spec-kitty demo\n  spec-kitty demo --keep   # keep the repositories and the server's database, print their paths"
 )]
 pub struct DemoArgs {
     /// Keep the temporary repository instead of deleting it at the end.
@@ -62,7 +71,7 @@ pub fn run(args: DemoArgs) -> miette::Result<ExitCode> {
     let specs = repo.join("kitty-specs").join(FEATURE);
     std::fs::create_dir_all(specs.join("tasks")).into_diagnostic()?;
     step(&format!("a throwaway repository at {}", repo.display()));
-    let sandbox = Sandbox::new(tmp.path())?;
+    let mut sandbox = Sandbox::new(tmp.path())?;
     let git = |dir: &Path, args: &[&str]| sandbox.git(dir, args);
     git(&repo, &["init", "-q", "-b", "main"])?;
     // Local to the throwaway repository; the user's own git config is never touched.
@@ -135,7 +144,7 @@ pub fn run(args: DemoArgs) -> miette::Result<ExitCode> {
         ]),
     )?;
     show(
-        "spec-kitty events pending --count   # waiting for a team server",
+        "spec-kitty events pending --count   # recorded locally, waiting for a team server",
         &mut sk(&repo, &["events", "pending", "--count"]),
     )?;
     show(
@@ -143,20 +152,120 @@ pub fn run(args: DemoArgs) -> miette::Result<ExitCode> {
         &mut sk(&repo, &["events", "verify"]),
     )?;
 
+    let server = team::TeamServer::start(tmp.path())?;
+    step(&format!(
+        "a team server: spec-kitty-server on {} (in this process; database {})",
+        server.url,
+        server.db.display()
+    ));
+    server.add_user("alice", "demo-team")?;
+    server.add_user("bob", "demo-team")?;
+    step("users alice and bob, team demo-team");
+    show(
+        &format!("spec-kitty sync server {}", server.url),
+        &mut sk(&repo, &["sync", "server", &server.url]),
+    )?;
+    show_with_input(
+        "spec-kitty auth login -u alice --password-stdin",
+        &mut sk(&repo, &["auth", "login", "-u", "alice", "--password-stdin"]),
+        team::PASSWORD,
+    )?;
+    show("spec-kitty sync now", &mut sk(&repo, &["sync", "now"]))?;
+    show(
+        "spec-kitty sync status",
+        &mut sk(&repo, &["sync", "status"]),
+    )?;
+    let local = team::local_event_ids(&repo)?;
+    let on_server = server.event_ids("demo-team")?;
+    let all_there = local.iter().all(|id| on_server.contains(id));
+    step(&format!(
+        "the server holds {} events of demo-team; this clone recorded {}; all there: {}",
+        on_server.len(),
+        local.len(),
+        if all_there { "yes" } else { "NO" }
+    ));
+    if !all_there || on_server.len() != local.len() {
+        miette::bail!("the server does not hold exactly this clone's events");
+    }
+
+    let teammate = tmp.path().join("teammate-checkout-app");
+    step(&format!(
+        "a teammate (bob) clones the project to {}",
+        teammate.display()
+    ));
+    sandbox.git(
+        tmp.path(),
+        &[
+            "clone",
+            "-q",
+            repo.to_str().unwrap_or("."),
+            "teammate-checkout-app",
+        ],
+    )?;
+    sandbox.home = tmp.path().join("home-bob");
+    let sk = |dir: &Path, args: &[&str]| {
+        let mut c = sandbox.command(exe.as_os_str(), dir);
+        c.args(args);
+        c
+    };
+    show(
+        &format!("spec-kitty sync server {}", server.url),
+        &mut sk(&teammate, &["sync", "server", &server.url]),
+    )?;
+    show_with_input(
+        "spec-kitty auth login -u bob --password-stdin",
+        &mut sk(
+            &teammate,
+            &["auth", "login", "-u", "bob", "--password-stdin"],
+        ),
+        team::PASSWORD,
+    )?;
+    show(
+        "spec-kitty sync now   # bob pulls alice's events",
+        &mut sk(&teammate, &["sync", "now"]),
+    )?;
+    show(
+        "spec-kitty status     # bob's board shows alice's moves",
+        &mut sk(&teammate, &["status"]),
+    )?;
+    server.stop();
+
     if args.keep {
         let kept = tmp.keep();
         step(&format!(
-            "kept the repository: cd {}",
-            kept.join("checkout-app").display()
+            "kept everything: cd {} (teammate: {}; server database: {})",
+            kept.join("checkout-app").display(),
+            kept.join("teammate-checkout-app").display(),
+            kept.join("server.db").display()
         ));
     } else {
-        step("done; the repository is deleted (use --keep to keep it)");
+        step("done; the server is stopped and everything is deleted (use --keep to keep it)");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn step(text: &str) {
     println!("==> {text}");
+}
+
+/// Like [`show`], with `input` on the command's stdin (shown as `<input>` in the title only).
+fn show_with_input(title: &str, cmd: &mut Command, input: &str) -> miette::Result<()> {
+    use std::io::Write;
+    println!();
+    println!("$ {title}");
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .into_diagnostic()
+        .wrap_err_with(|| format!("could not run `{title}`"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = writeln!(stdin, "{input}");
+    }
+    let status = child.wait().into_diagnostic()?;
+    if !status.success() {
+        miette::bail!("`{title}` failed with {status}");
+    }
+    Ok(())
 }
 
 fn show(title: &str, cmd: &mut Command) -> miette::Result<()> {
@@ -178,20 +287,28 @@ fn show(title: &str, cmd: &mut Command) -> miette::Result<()> {
 /// none of the `GIT_*` variables of a calling git hook.
 struct Sandbox {
     gitconfig: std::path::PathBuf,
+    /// The SPEC_KITTY_HOME of the user the next commands run as (config, credentials).
+    home: std::path::PathBuf,
 }
 
 impl Sandbox {
     fn new(dir: &Path) -> miette::Result<Sandbox> {
         let gitconfig = dir.join("gitconfig");
         std::fs::write(&gitconfig, "").into_diagnostic()?;
-        Ok(Sandbox { gitconfig })
+        Ok(Sandbox {
+            gitconfig,
+            home: dir.join("home-alice"),
+        })
     }
 
     fn command(&self, program: &std::ffi::OsStr, dir: &Path) -> Command {
         let mut c = Command::new(program);
         c.current_dir(dir)
             .env("GIT_CONFIG_GLOBAL", &self.gitconfig)
-            .env("GIT_CONFIG_NOSYSTEM", "1");
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("SPEC_KITTY_HOME", &self.home)
+            .env("SPEC_KITTY_CREDENTIAL_STORE", "file")
+            .env_remove("SPEC_KITTY_SERVER_URL");
         for var in [
             "GIT_DIR",
             "GIT_WORK_TREE",

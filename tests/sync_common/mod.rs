@@ -1,0 +1,174 @@
+//! Shared by the `sync_*` and `auth_*` tests: the real `spec-kitty-server` on loopback (from
+//! `server_common`) and client repositories in the one hermetic harness (`common`), logged in
+//! through the real `auth login`.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{BIN, TestRepo};
+use crate::server_common::{PASSWORD, TestServer};
+
+/// A client repository configured for `server`.
+pub fn repo_for(server: &TestServer) -> TestRepo {
+    let repo = TestRepo::new();
+    point_at(&repo, &server.url);
+    repo
+}
+
+pub fn point_at(repo: &TestRepo, url: &str) {
+    repo.write_config(&format!("[sync]\nserver_url = \"{url}\"\n"));
+}
+
+/// Runs `spec-kitty` in `dir` with `input` on stdin.
+pub fn sk_stdin(repo: &TestRepo, dir: &Path, args: &[&str], input: &str) -> Output {
+    let mut child = repo
+        .env(Command::new(BIN).current_dir(dir).args(args))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run spec-kitty");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = writeln!(stdin, "{input}");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// `auth login -u USER --password-stdin`, asserting success.
+pub fn login(repo: &TestRepo, user: &str) -> String {
+    let out = sk_stdin(
+        repo,
+        &repo.root,
+        &["auth", "login", "-u", user, "--password-stdin", "--force"],
+        PASSWORD,
+    );
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "login of {user} failed: {text}");
+    text
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `sync now --json` in `dir`: (exit code, summary).
+pub fn sync_json_in(repo: &TestRepo, dir: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["sync", "now", "--json"];
+    args.extend_from_slice(extra);
+    let out = repo.sk_in(dir, &args);
+    let code = out.status.code().unwrap_or(-1);
+    let text = stdout(&out);
+    let v = serde_json::from_str(&text)
+        .unwrap_or_else(|_| serde_json::json!({"unparsed_stdout": text, "stderr": stderr(&out)}));
+    (code, v)
+}
+
+pub fn sync_json(repo: &TestRepo, extra: &[&str]) -> (i32, Value) {
+    sync_json_in(repo, &repo.root, extra)
+}
+
+/// `sync status --json`.
+pub fn status_json(repo: &TestRepo) -> Value {
+    let out = repo.sk_ok(&["sync", "status", "--json"]);
+    serde_json::from_str(&out).expect("status json")
+}
+
+pub fn pending(repo: &TestRepo) -> u64 {
+    repo.sk_ok(&["events", "pending", "--count"])
+        .trim()
+        .parse()
+        .expect("count")
+}
+
+/// Emits `n` status changes through the real CLI (one process each).
+pub fn emit_n(repo: &TestRepo, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let wp = format!("WP{:02}", i % 100);
+            let (from, to) = if i % 2 == 0 {
+                ("planned", "doing")
+            } else {
+                ("doing", "planned")
+            };
+            repo.emit_status_ok(&wp, from, to)
+        })
+        .collect()
+}
+
+/// Every event id the server holds for `user`'s team, page by page (blocking HTTP).
+pub fn server_ids(server: &TestServer, user: &str) -> Vec<String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let tokens: Value = c
+        .post(format!("{}/api/v1/token/", server.url))
+        .json(&serde_json::json!({"username": user, "password": PASSWORD}))
+        .send()
+        .expect("login")
+        .json()
+        .expect("json");
+    let access = tokens["access"].as_str().expect("access").to_owned();
+    let mut ids = Vec::new();
+    let mut after = String::new();
+    for _ in 0..10_000 {
+        let page: Value = c
+            .get(format!(
+                "{}/api/v1/events/?limit=1000&after={after}",
+                server.url
+            ))
+            .bearer_auth(&access)
+            .send()
+            .expect("pull")
+            .json()
+            .expect("json");
+        for e in page["events"].as_array().expect("events") {
+            ids.push(e["event_id"].as_str().expect("id").to_owned());
+        }
+        match page["next"].as_str() {
+            Some(n) => after = n.to_owned(),
+            None => return ids,
+        }
+    }
+    panic!("pull did not end");
+}
+
+/// Appends `n` events in-process (fast: no process per event). Call only from a test body
+/// that runs under `common::rerun_hermetic`. `team_of(i)` sets event i's team_slug.
+pub fn append_n(root: &Path, n: usize, team_of: impl Fn(usize) -> &'static str) -> Vec<String> {
+    use spec_kitty::event::{Event, Lane, Origin, Payload};
+    let log = spec_kitty::store::EventLog::discover(root).expect("log");
+    let origin = spec_kitty::workflow::emit::origin_for(&log).expect("origin");
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let (from, to) = if i % 2 == 0 {
+            (Lane::Planned, Lane::Doing)
+        } else {
+            (Lane::Doing, Lane::Planned)
+        };
+        let p = Payload::WPStatusChanged {
+            wp_id: format!("WP{:02}", i % 100),
+            previous_status: from,
+            new_status: to,
+            changed_by: "bulk".into(),
+            feature_slug: None,
+        };
+        let o = Origin {
+            team_slug: team_of(i).into(),
+            ..origin.clone()
+        };
+        let e = Event::new(&p, &o, None, None);
+        ids.push(log.append(e, u64::MAX).expect("append").event_id);
+    }
+    ids
+}

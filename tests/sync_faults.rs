@@ -1,0 +1,275 @@
+//! `sync now` when things go wrong: rejections, a crash after the server answered, expiring
+//! tokens, concurrent refreshes, SIGKILL at random moments; and no secret in any git object.
+
+mod common;
+mod server_common;
+mod sync_common;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use server_common::{PASSWORD, TestServer};
+use sync_common::*;
+
+#[test]
+fn given_a_batch_with_two_events_the_server_rejects_998_settle_and_2_stay_pending() {
+    if common::rerun_hermetic(
+        "given_a_batch_with_two_events_the_server_rejects_998_settle_and_2_stay_pending",
+    ) {
+        return;
+    }
+    let server = TestServer::start(&[]);
+    server.add_user("alice", "acme");
+    let repo = repo_for(&server);
+    // Two events claim another team: the server rejects them, never stores them.
+    let ids = append_n(&repo.root, 1000, |i| {
+        if i == 10 || i == 500 {
+            "other-team"
+        } else {
+            "local"
+        }
+    });
+    login(&repo, "alice");
+    let out = repo.sk(&["sync", "now"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(text.contains("↑ Pushed 998 events (1 batch)"), "{text}");
+    assert!(text.contains("2 events rejected"), "{text}");
+    assert!(
+        text.contains("team_slug"),
+        "the server's error is shown: {text}"
+    );
+    assert_eq!(pending(&repo), 2);
+
+    let status = status_json(&repo);
+    assert_eq!(status["rejected"], 2, "{status}");
+    assert!(
+        status["oldest_rejection_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("team_slug")),
+        "{status}"
+    );
+    // A rerun resends just the two, which are rejected again: retry count 2, still pending.
+    let (code, v) = sync_json(&repo, &["--report", "report.json"]);
+    assert_eq!(code, 1, "{v}");
+    let rejected = v["pushed"]["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "{v}");
+    let got: HashSet<&str> = rejected
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, HashSet::from([ids[10].as_str(), ids[500].as_str()]));
+    assert!(rejected.iter().all(|r| r["retry_count"] == 2), "{v}");
+    let report = std::fs::read_to_string(repo.root.join("report.json")).unwrap();
+    assert!(report.contains(&ids[10]), "{report}");
+    assert_eq!(server_ids(&server, "alice").len(), 998);
+}
+
+#[test]
+fn a_crash_after_the_server_answered_is_healed_by_duplicates_without_double_counting() {
+    let server = TestServer::start(&[]);
+    server.add_user("alice", "acme");
+    let repo = repo_for(&server);
+    emit_n(&repo, 8);
+    login(&repo, "alice");
+    // The state a crash leaves between the server's answer and the ref update: the server has
+    // the events, the sync-state ref never moved. Reproduced by uploading them directly.
+    let pending_json: serde_json::Value =
+        serde_json::from_str(&repo.sk_ok(&["events", "pending", "--json"])).unwrap();
+    let events: Vec<serde_json::Value> = pending_json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].clone())
+        .collect();
+    upload_direct(&server, "alice", &events);
+    assert_eq!(pending(&repo), 8, "the client does not know yet");
+
+    let (code, v) = sync_json(&repo, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["pushed"]["settled"], 8, "{v}");
+    assert_eq!(v["pushed"]["duplicates"], 8, "{v}");
+    assert_eq!(pending(&repo), 0);
+    assert_eq!(status_json(&repo)["last_sync"]["acknowledged"], 8);
+    assert_eq!(server_ids(&server, "alice").len(), 8);
+}
+
+fn upload_direct(server: &TestServer, user: &str, events: &[serde_json::Value]) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = reqwest::blocking::Client::new();
+    let tokens: serde_json::Value = c
+        .post(format!("{}/api/v1/token/", server.url))
+        .json(&serde_json::json!({"username": user, "password": PASSWORD}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let body = serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&body).unwrap();
+    let res = c
+        .post(format!("{}/api/v1/events/batch/", server.url))
+        .bearer_auth(tokens["access"].as_str().unwrap())
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[test]
+fn an_access_token_expiring_mid_drain_is_refreshed_and_the_drain_finishes() {
+    if common::rerun_hermetic(
+        "an_access_token_expiring_mid_drain_is_refreshed_and_the_drain_finishes",
+    ) {
+        return;
+    }
+    // Access tokens live 1 s: every batch needs a fresh one.
+    let server = TestServer::start(&["--access-lifetime", "1"]);
+    server.add_user("alice", "acme");
+    let repo = repo_for(&server);
+    append_n(&repo.root, 2500, |_| "local");
+    login(&repo, "alice");
+    let (code, v) = sync_json(&repo, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["pushed"]["settled"], 2500, "{v}");
+    assert_eq!(v["pushed"]["batches"], 3, "{v}");
+    assert_eq!(pending(&repo), 0);
+}
+
+#[test]
+fn an_expired_refresh_token_says_log_in_again_and_loses_nothing() {
+    let server = TestServer::start(&["--access-lifetime", "1", "--refresh-lifetime", "1"]);
+    server.add_user("alice", "acme");
+    let repo = repo_for(&server);
+    emit_n(&repo, 3);
+    login(&repo, "alice");
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = repo.sk(&["sync", "now"]);
+    let all = common::unwrap_lines(&format!("{}{}", stdout(&out), stderr(&out)));
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("spec-kitty auth login"), "{all}");
+    assert_eq!(pending(&repo), 3);
+    assert_eq!(status_json(&repo)["rejected"], 0);
+}
+
+#[test]
+fn two_processes_refreshing_at_once_both_succeed_with_one_rotation() {
+    let server = TestServer::start(&["--access-lifetime", "1"]);
+    server.add_user("alice", "acme");
+    let repo = repo_for(&server);
+    login(&repo, "alice");
+    std::thread::sleep(Duration::from_millis(1100));
+    let spawn = || {
+        repo.env(Command::new(common::BIN).current_dir(&repo.root))
+            .args(["sync", "status", "--check", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let children: Vec<_> = (0..2).map(|_| spawn()).collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+        assert_eq!(v["connection"], "Connected", "{v}");
+    }
+    // The session survived: a reused refresh token would have been revoked by the server.
+    let out = repo.sk(&["sync", "status", "--check", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["connection"], "Connected", "{v}");
+}
+
+#[test]
+fn sigkill_at_random_moments_then_one_clean_run_leaves_every_event_exactly_once() {
+    if common::rerun_hermetic(
+        "sigkill_at_random_moments_then_one_clean_run_leaves_every_event_exactly_once",
+    ) {
+        return;
+    }
+    let server = TestServer::start(&[]);
+    server.add_user("alice", "acme");
+    let repo = repo_for(&server);
+    let ids = append_n(&repo.root, 3000, |_| "local");
+    login(&repo, "alice");
+    // A bounded loop: 25 runs, each killed after 0-250 ms (some finish a batch, some do not).
+    for i in 0..25u64 {
+        let mut child = repo
+            .env(Command::new(common::BIN).current_dir(&repo.root))
+            .args(["sync", "now", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let delay = (i * 7919) % 250;
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (code, v) = sync_json(&repo, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(pending(&repo), 0);
+    let on_server = server_ids(&server, "alice");
+    assert_eq!(on_server.len(), 3000, "each event exactly once");
+    assert_eq!(
+        on_server.into_iter().collect::<HashSet<_>>(),
+        ids.into_iter().collect::<HashSet<_>>()
+    );
+    assert!(repo.sk(&["events", "verify"]).status.success());
+}
+
+#[test]
+fn no_token_or_password_appears_in_output_or_any_git_object_and_the_file_is_private() {
+    let server = TestServer::start(&[]);
+    server.add_user("alice", "acme");
+    let repo = repo_for(&server);
+    emit_n(&repo, 3);
+    let mut outputs = login(&repo, "alice");
+    for args in [
+        &["sync", "now", "--verbose"][..],
+        &["sync", "status", "--check"],
+        &["auth", "status", "--json"],
+        &["sync", "status", "--json"],
+    ] {
+        let out = repo.sk(args);
+        outputs.push_str(&stdout(&out));
+        outputs.push_str(&stderr(&out));
+    }
+    let creds_path = repo.home.join(".spec-kitty/credentials");
+    let creds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&creds_path).unwrap()).unwrap();
+    let entry = &creds["servers"][&server.url];
+    let secrets = [
+        entry["access"].as_str().unwrap().to_owned(),
+        entry["refresh"].as_str().unwrap().to_owned(),
+        PASSWORD.to_owned(),
+    ];
+    let objects = repo.git(&["cat-file", "--batch-all-objects", "--batch"]);
+    for s in &secrets {
+        assert!(!outputs.contains(s.as_str()), "a secret in the output");
+        assert!(!objects.contains(s.as_str()), "a secret in a git object");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&creds_path), 0o600);
+        // A fresh home gets a 0700 directory.
+        let fresh = common::TestRepo::new();
+        std::fs::remove_dir_all(fresh.home.join(".spec-kitty")).unwrap();
+        point_at_created(&fresh, &server.url);
+        login(&fresh, "alice");
+        assert_eq!(mode(&fresh.home.join(".spec-kitty")), 0o700);
+        assert_eq!(mode(&fresh.home.join(".spec-kitty/credentials")), 0o600);
+    }
+}
+
+/// Sets the server with `sync server URL`, which creates the directory itself.
+fn point_at_created(repo: &common::TestRepo, url: &str) {
+    let out = repo.sk(&["sync", "server", url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
