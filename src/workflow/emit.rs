@@ -5,7 +5,7 @@
 //! stderr while the user's command stands. [`Emitter::try_emit`] is the same path with the full
 //! error, for `spec-kitty events emit`, whose job *is* the event.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gix::bstr::ByteSlice;
 use miette::Diagnostic;

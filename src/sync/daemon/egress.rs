@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::run::Daemon;
-use crate::store::{Answer, Answered, EventLog, StoredEvent, SyncReport};
+use crate::store::{Answer, Answered, EventLog, PendingCommit, StoredEvent, SyncReport};
 use crate::sync::credentials::CredentialStore;
 use crate::sync::http::{Limits, Reply};
 use crate::sync::lock;
@@ -63,7 +63,7 @@ impl Daemon {
     }
 
     /// Drains `events` (sorted by chain and position) by batch, under the sync lock.
-    async fn drain(&mut self, events: Vec<StoredEvent>) -> Result<Pushed, String> {
+    async fn drain(&mut self, events: Vec<PendingCommit>) -> Result<Pushed, String> {
         self.last_batch = Some(Instant::now());
         let common = self.log.common_dir().to_path_buf();
         let pushed = self
@@ -107,7 +107,7 @@ impl Daemon {
     /// `Offline-BatchMode`'s attempt: the oldest ≤ 1000 pending events, or, with nothing
     /// pending, an authenticated probe. `Ok` when the server answered.
     pub(super) async fn batch_all(&mut self) -> Result<(), String> {
-        let mut pending = self.log.pending_events().map_err(|e| e.to_string())?;
+        let mut pending = self.log.pending_commits().map_err(|e| e.to_string())?;
         self.state.pending_seen = pending.len() as u64;
         pending.truncate(BATCH_MAX);
         if pending.is_empty() {
@@ -163,7 +163,8 @@ impl Daemon {
         }
         events.sort_by(|a, b| (&a.event.node_id, a.seq).cmp(&(&b.event.node_id, b.seq)));
         events.truncate(BATCH_MAX);
-        if let Err(e) = self.drain(events).await {
+        let commits = events.into_iter().map(located).collect();
+        if let Err(e) = self.drain(commits).await {
             self.state.last_error = Some(e);
             self.state_dirty = true;
         }
@@ -239,5 +240,15 @@ impl Daemon {
             }
             Err(e) => self.journal.line(&format!("pull failed: {e}")),
         }
+    }
+}
+
+/// Where an event read earlier lives, as a drain takes it.
+fn located(e: StoredEvent) -> PendingCommit {
+    PendingCommit {
+        node_id: e.event.node_id,
+        commit: e.commit,
+        seq: e.seq,
+        event_id: e.event.event_id,
     }
 }
