@@ -62,6 +62,9 @@ pub struct SyncStatus {
     pub connection: String,
     /// Whether the server can be used (only meaningful with `--check`).
     pub usable: bool,
+    /// The repository's live-sync daemon (running / stale / not running, its connection
+    /// state and last error), from its records checked by pid (docs/daemon.md).
+    pub daemon: Option<super::daemon::control::DaemonReport>,
 }
 
 /// The session summary of `url`, if logged in.
@@ -114,6 +117,7 @@ pub fn status(
         last_sync: None,
         connection: "Not checked (use --check to test)".into(),
         usable: true,
+        daemon: log.map(|l| super::daemon::control::report(l.common_dir())),
     };
     if let Some(log) = log {
         fill_from_refs(log, &ranges, &mut status)?;

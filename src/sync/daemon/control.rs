@@ -89,14 +89,14 @@ pub fn start(common_dir: &Path, root: &Path, wait: Duration) -> Result<Started, 
     let pid = child.id();
     let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
-        if let Some(o) = read_json::<OwnerRecord>(&paths.owner) {
-            if process::is_daemon(o.pid, o.process_start) {
-                return Ok(if o.pid == pid {
-                    Started::Started { pid }
-                } else {
-                    Started::AlreadyRunning { pid: o.pid }
-                });
-            }
+        if let Some(o) = read_json::<OwnerRecord>(&paths.owner)
+            && process::is_daemon(o.pid, o.process_start)
+        {
+            return Ok(if o.pid == pid {
+                Started::Started { pid }
+            } else {
+                Started::AlreadyRunning { pid: o.pid }
+            });
         }
         if let Ok(Some(status)) = child.try_wait() {
             let why = read_json::<DaemonState>(&paths.state)
