@@ -273,3 +273,42 @@ fn point_at_created(repo: &common::TestRepo, url: &str) {
     let out = repo.sk(&["sync", "server", url]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn a_pulled_event_that_cannot_be_stored_is_reported_and_skipped_never_written() {
+    let server = TestServer::start(&[]);
+    server.add_user("alice", "acme");
+    server.add_user("bob", "acme");
+    // A teammate's older client sent one event with `"correlation_id": null` (valid for the
+    // server) and one ordinary event.
+    let mut odd = server_common::status_event(
+        "acme",
+        "WP01",
+        spec_kitty::event::Lane::Planned,
+        spec_kitty::event::Lane::Doing,
+        3,
+    );
+    odd["correlation_id"] = serde_json::Value::Null;
+    let fine = server_common::status_event(
+        "acme",
+        "WP02",
+        spec_kitty::event::Lane::Planned,
+        spec_kitty::event::Lane::Doing,
+        4,
+    );
+    let odd_id = odd["event_id"].as_str().unwrap().to_owned();
+    upload_direct(&server, "bob", &[odd, fine]);
+
+    let repo = repo_for(&server);
+    emit_n(&repo, 1);
+    login(&repo, "alice");
+    let (code, v) = sync_json(&repo, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["pulled"]["written"], 1, "{v}");
+    let skipped = v["pulled"]["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{v}");
+    assert_eq!(skipped[0]["event_id"], odd_id.as_str(), "{v}");
+    let log = repo.sk_ok(&["events", "log", "--json"]);
+    assert!(!log.contains(&odd_id), "never written");
+    assert!(repo.sk(&["events", "verify"]).status.success());
+}

@@ -77,109 +77,127 @@ pub fn drain(
     deadline: Instant,
     progress: Progress<'_>,
 ) -> Pushed {
-    let mut out = Pushed::default();
-    let mut size = limits.max_events_per_batch.clamp(1, 1000);
-    let mut idx = 0;
-    let mut transient_in_a_row = 0u32;
-    let mut refreshed_for_batch = false;
+    let mut d = Drain {
+        log,
+        server: session.http.base.clone(),
+        team: session.credentials().team_slug.clone(),
+        session,
+        max_bytes: limits.max_decompressed_bytes,
+        size: limits.max_events_per_batch.clamp(1, 1000),
+        transient_in_a_row: 0,
+        refreshed_for_batch: false,
+        deadline,
+        out: Pushed::default(),
+    };
     let total = pending.len() as u64;
-    let server = session.http.base.clone();
-    let team = session.credentials().team_slug.clone();
+    let mut idx = 0;
     while idx < pending.len() {
         if Instant::now() >= deadline {
-            out.stop = Some(Stop::Deadline);
+            d.out.stop = Some(Stop::Deadline);
             break;
         }
-        let end = (idx + size).min(pending.len());
-        // Only one batch of envelopes is in memory at a time.
-        let events = match log.read_pending(&pending[idx..end]) {
-            Ok(e) => e,
-            Err(e) => {
-                out.stop = Some(Stop::Server {
-                    status: 0,
-                    message: format!("pending events could not be read: {e}"),
-                });
-                break;
-            }
-        };
-        let (body, n) = batch_body(&events, limits.max_decompressed_bytes);
-        let chunk = &events[..n];
-        let access = match session.access() {
-            Ok(a) => a,
-            Err(e) => {
-                out.stop = Some(stop_for(e));
-                break;
-            }
-        };
-        match session.http.upload(&access, &body) {
-            Reply::Ok(results) => {
-                transient_in_a_row = 0;
-                refreshed_for_batch = false;
-                if let Err(e) = apply(log, &server, &team, chunk, &results, &mut out) {
-                    out.stop = Some(Stop::Server {
-                        status: 0,
-                        message: format!("answers could not be recorded: {e}"),
-                    });
-                    break;
-                }
-                out.batches += 1;
+        let end = (idx + d.size).min(pending.len());
+        match d.send(&pending[idx..end]) {
+            Ok(0) => {}
+            Ok(n) => {
                 idx += n;
                 progress(idx as u64, total);
             }
-            Reply::Unauthorized if !refreshed_for_batch => {
-                out.transient_faults += 1;
-                refreshed_for_batch = true;
-                if let Err(e) = session.after_unauthorized() {
-                    out.stop = Some(stop_for(e));
-                    break;
-                }
-            }
-            Reply::Unauthorized => {
-                out.stop = Some(Stop::Auth {
-                    message: "the server refused a freshly refreshed token".into(),
-                });
-                break;
-            }
-            Reply::TooLarge if n > 1 => {
-                out.transient_faults += 1;
-                size = (n / 2).max(1);
-            }
-            Reply::TooLarge => {
-                out.stop = Some(Stop::Server {
-                    status: 413,
-                    message: format!(
-                        "event {} alone is larger than the server accepts",
-                        chunk[0].event.event_id
-                    ),
-                });
-                break;
-            }
-            Reply::Transient {
-                reason,
-                retry_after,
-            } => {
-                out.transient_faults += 1;
-                transient_in_a_row += 1;
-                if transient_in_a_row > MAX_TRANSIENT_IN_A_ROW {
-                    out.stop = Some(Stop::Unreachable { reason });
-                    break;
-                }
-                let wait = backoff(transient_in_a_row, retry_after);
-                let now = Instant::now();
-                if now + wait >= deadline {
-                    out.stop = Some(Stop::Unreachable { reason });
-                    break;
-                }
-                std::thread::sleep(wait);
-            }
-            Reply::Failed { status, message } => {
-                out.stop = Some(Stop::Server { status, message });
+            Err(stop) => {
+                d.out.stop = Some(stop);
                 break;
             }
         }
     }
-    out.left = (pending.len() - idx) as u64;
-    out
+    d.out.left = (pending.len() - idx) as u64;
+    d.out
+}
+
+/// The state of one drain between batches.
+struct Drain<'a> {
+    log: &'a EventLog,
+    session: &'a mut Session,
+    server: String,
+    team: String,
+    max_bytes: Option<usize>,
+    /// Events per batch (halved on 413).
+    size: usize,
+    transient_in_a_row: u32,
+    refreshed_for_batch: bool,
+    deadline: Instant,
+    out: Pushed,
+}
+
+impl Drain<'_> {
+    /// Sends one batch from the front of `window`: the number of events answered and applied,
+    /// 0 when the same events must be sent again (after a refresh, a halving or a backoff).
+    fn send(&mut self, window: &[PendingCommit]) -> Result<usize, Stop> {
+        // Only one batch of envelopes is in memory at a time.
+        let events = self.log.read_pending(window).map_err(|e| Stop::Server {
+            status: 0,
+            message: format!("pending events could not be read: {e}"),
+        })?;
+        let (body, n) = batch_body(&events, self.max_bytes);
+        let chunk = &events[..n];
+        let access = self.session.access().map_err(stop_for)?;
+        match self.session.http.upload(&access, &body) {
+            Reply::Ok(results) => {
+                self.transient_in_a_row = 0;
+                self.refreshed_for_batch = false;
+                apply(
+                    self.log,
+                    &self.server,
+                    &self.team,
+                    chunk,
+                    &results,
+                    &mut self.out,
+                )
+                .map_err(|e| Stop::Server {
+                    status: 0,
+                    message: format!("answers could not be recorded: {e}"),
+                })?;
+                self.out.batches += 1;
+                Ok(n)
+            }
+            Reply::Unauthorized if !self.refreshed_for_batch => {
+                self.out.transient_faults += 1;
+                self.refreshed_for_batch = true;
+                self.session.after_unauthorized().map_err(stop_for)?;
+                Ok(0)
+            }
+            Reply::Unauthorized => Err(Stop::Auth {
+                message: "the server refused a freshly refreshed token".into(),
+            }),
+            Reply::TooLarge if n > 1 => {
+                self.out.transient_faults += 1;
+                self.size = (n / 2).max(1);
+                Ok(0)
+            }
+            Reply::TooLarge => Err(Stop::Server {
+                status: 413,
+                message: format!(
+                    "event {} alone is larger than the server accepts",
+                    chunk[0].event.event_id
+                ),
+            }),
+            Reply::Transient {
+                reason,
+                retry_after,
+            } => {
+                self.out.transient_faults += 1;
+                self.transient_in_a_row += 1;
+                let wait = backoff(self.transient_in_a_row, retry_after);
+                if self.transient_in_a_row > MAX_TRANSIENT_IN_A_ROW
+                    || Instant::now() + wait >= self.deadline
+                {
+                    return Err(Stop::Unreachable { reason });
+                }
+                std::thread::sleep(wait);
+                Ok(0)
+            }
+            Reply::Failed { status, message } => Err(Stop::Server { status, message }),
+        }
+    }
 }
 
 /// `min(0.5·2^(n-1), 30)` s, or the server's `Retry-After` (at most 30 s).
