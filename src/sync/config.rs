@@ -471,6 +471,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn daemon_durations_are_seconds_or_suffixed_strings() {
+        let v = |s: &str| parse_duration(&toml::Value::String(s.into()));
+        assert_eq!(v("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(v("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(v("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(v("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(v("soon"), None);
+        assert_eq!(
+            parse_duration(&toml::Value::Integer(7)),
+            Some(Duration::from_secs(7))
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("config.toml");
+        std::fs::write(&path, "[sync]\nbackground = \"sometimes\"\n").unwrap();
+        if std::env::var_os("SPEC_KITTY_SYNC_BACKGROUND").is_none() {
+            assert!(ClientConfig::load_from(&path).is_err());
+        }
+        std::fs::write(&path, "[sync]\ndaemon_idle_exit = \"2s\"\n").unwrap();
+        let c = ClientConfig::load_from(&path).unwrap();
+        assert_eq!(c.daemon.idle_exit, Duration::from_secs(2));
+    }
+
+    #[test]
     fn urls_need_https_except_on_loopback() {
         assert_eq!(
             validate_server_url("https://kitty.example.com/").unwrap(),

@@ -345,3 +345,26 @@ impl Daemon {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delays_double_from_half_a_second_to_thirty() {
+        let s = DaemonSettings {
+            reconnect_jitter: Duration::ZERO,
+            ..DaemonSettings::default()
+        };
+        let secs: Vec<f64> = (1..=10)
+            .map(|n| reconnect_delay(&s, n).as_secs_f64())
+            .collect();
+        assert_eq!(
+            secs,
+            [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0]
+        );
+        let jittered = DaemonSettings::default();
+        let d = reconnect_delay(&jittered, 1);
+        assert!(d >= Duration::from_millis(500) && d <= Duration::from_millis(1500));
+    }
+}
