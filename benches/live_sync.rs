@@ -49,9 +49,13 @@ const PAYLOAD: &str =
 
 fn emit_cmd(repo: &TestRepo) -> Command {
     let mut cmd = Command::new(BIN);
-    repo.env(&mut cmd)
-        .current_dir(&repo.root)
-        .args(["events", "emit", "WPStatusChanged", "--payload", PAYLOAD]);
+    repo.env(&mut cmd).current_dir(&repo.root).args([
+        "events",
+        "emit",
+        "WPStatusChanged",
+        "--payload",
+        PAYLOAD,
+    ]);
     cmd
 }
 
@@ -63,7 +67,11 @@ fn median_of(n: usize, mut make: impl FnMut() -> Command) -> Duration {
             let start = Instant::now();
             let out = cmd.output().expect("run");
             let t = start.elapsed();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             t
         })
         .collect();
@@ -73,9 +81,13 @@ fn median_of(n: usize, mut make: impl FnMut() -> Command) -> Duration {
 
 fn commit_cmd(repo: &TestRepo) -> Command {
     let mut cmd = Command::new("git");
-    repo.env(&mut cmd)
-        .current_dir(&repo.root)
-        .args(["commit", "-q", "--allow-empty", "-m", "bench"]);
+    repo.env(&mut cmd).current_dir(&repo.root).args([
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "bench",
+    ]);
     cmd
 }
 
@@ -103,17 +115,15 @@ fn main() {
     server.add_user("alice", "acme");
     server.add_user("bob", "acme");
     let repo = logged_in_repo(&server.url, "alice", "");
-    let hooked = repo
-        .sk(&["hooks", "install"])
-        .status
-        .success();
+    let hooked = repo.sk(&["hooks", "install"]).status.success();
     let daemons = Daemons::new(&[&repo]);
 
     // 2. The emit path's cost, without / with / without a daemon, in one run.
     let without = median_of(emits, || emit_cmd(&repo));
     let commit_without = hooked.then(|| median_of(emits / 2, || commit_cmd(&repo)));
     let pid = daemons.start(&repo);
-    assert!(wait_until(Duration::from_secs(30), || daemon_status(&repo)["connection"]
+    assert!(wait_until(Duration::from_secs(30), || daemon_status(&repo)
+        ["connection"]
         == "Connected"));
     let with = median_of(emits, || emit_cmd(&repo));
     let commit_with = hooked.then(|| median_of(emits / 2, || commit_cmd(&repo)));
@@ -140,7 +150,10 @@ fn main() {
     latencies.sort();
 
     // 3. Idle.
-    assert!(wait_until(Duration::from_secs(30), || sync_common::pending(&repo) == 0));
+    assert!(wait_until(
+        Duration::from_secs(30),
+        || sync_common::pending(&repo) == 0
+    ));
     std::thread::sleep(Duration::from_secs(2));
     let (cpu0, _) = cpu_and_rss(pid);
     std::thread::sleep(Duration::from_secs(idle_secs));
