@@ -128,6 +128,18 @@ fn main() {
     let with = median_of(emits, || emit_cmd(&repo));
     let commit_with = hooked.then(|| median_of(emits / 2, || commit_cmd(&repo)));
 
+    // The work the emit path adds, in-process: one wake-up datagram per event.
+    let common = repo.root.join(".git");
+    let wakes = 2000;
+    let wake_cost = |n: usize| {
+        let start = Instant::now();
+        for _ in 0..n {
+            let _ = spec_kitty::sync::daemon::wake::after_emit(&common, &repo.root, false);
+        }
+        start.elapsed() / n as u32
+    };
+    let wake_with = wake_cost(wakes);
+
     // 1. emit → teammate over WebSocket.
     let bob = teammate(&server.url, "bob");
     let mut latencies = Vec::with_capacity(events);
@@ -163,6 +175,7 @@ fn main() {
 
     repo.sk_ok(&["sync", "daemon", "stop"]);
     let without_again = median_of(emits, || emit_cmd(&repo));
+    let wake_without = wake_cost(wakes);
 
     println!("emit → teammate over WebSocket ({events} events, daemon connected):");
     println!(
@@ -177,6 +190,11 @@ fn main() {
         ms(without),
         ms(with),
         ms(without_again)
+    );
+    println!(
+        "wake-up in the emit path, in-process ({wakes} calls each): daemon running {:.1} µs, none {:.1} µs",
+        wake_with.as_secs_f64() * 1e6,
+        wake_without.as_secs_f64() * 1e6
     );
     if let (Some(a), Some(b)) = (commit_without, commit_with) {
         println!("hooked `git commit` median ({} runs each):", emits / 2);

@@ -250,6 +250,18 @@ fn logging_in_as_another_team_stops_the_daemon_and_it_says_why() {
     assert!(!server_ids(&server, "carol").contains(&emitted));
     // The emit path does not respawn a daemon for an identity it was refused for.
     assert!(daemons.running_pid(&repo).is_none());
+    // `sync status --check --json` names the chain synced for the other team.
+    let check = repo.sk(&["sync", "status", "--check", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&check.stdout).expect("json");
+    let error = v["preflight"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("team acme") && error.contains("team beta"),
+        "{v}"
+    );
+    // The remediation it names (go back: log in as a member of acme) lets a daemon start.
+    login(&repo, "alice");
+    daemons.start(&repo);
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
 }
 
 #[test]
@@ -383,4 +395,48 @@ fn the_test_harness_never_starts_a_daemon_by_itself() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(daemons.running_pid(&repo).is_none());
     assert_eq!(daemon_status(&repo)["status"], "not_running");
+}
+
+#[test]
+fn sync_now_refuses_while_a_daemon_of_another_binary_runs_and_the_named_remediation_works() {
+    let server = server_with(&[("alice", "acme")]);
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    // Another binary: a hard link of this one (same file system, another path).
+    let bin = std::path::Path::new(common::BIN);
+    let other_dir = tempfile::tempdir_in(bin.parent().expect("dir")).expect("tmp");
+    let other = other_dir.path().join("spec-kitty");
+    std::fs::hard_link(bin, &other).expect("hard link");
+    let out = repo
+        .env(Command::new(&other).current_dir(&repo.root))
+        .args(["sync", "daemon", "start", "--json"])
+        .output()
+        .expect("start");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(daemons.running_pid(&repo).is_some());
+
+    let out = repo.sk(&["sync", "now"]);
+    let text = common::unwrap_lines(&String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("binary: you"), "{text}");
+    assert!(text.contains("spec-kitty sync daemon stop"), "{text}");
+    assert!(text.lines().count() <= 25, "{text}");
+    let check = repo.sk(&["sync", "status", "--check", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&check.stdout).expect("json");
+    assert_eq!(v["preflight"]["clear"], false, "{v}");
+    assert_eq!(v["preflight"]["mismatches"][0]["field"], "binary", "{v}");
+    assert!(v["preflight"]["daemon"]["pid"].is_u64(), "{v}");
+
+    // The remediation the message names, then the next attempt passes.
+    repo.sk_ok(&["sync", "daemon", "stop"]);
+    let out = repo.sk(&["sync", "now"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -201,7 +201,8 @@ impl Emitter {
     pub fn live_state(&self) -> Option<String> {
         let ready = self.state.as_ref().ok()?;
         let woken = self.woken.borrow().clone()?;
-        if !ready.logged_in {
+        // Not logged in, or live sync turned off and no daemon started by hand: nothing to say.
+        if !ready.logged_in || (woken == Woken::NotRunning && !ready.autostart) {
             return None;
         }
         let label = match woken {

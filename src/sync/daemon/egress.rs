@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::run::Daemon;
 use crate::store::{Answer, Answered, EventLog, PendingCommit, StoredEvent, SyncReport};
+use crate::sync::config::ClientConfig;
 use crate::sync::credentials::CredentialStore;
+use crate::sync::gate::{self, Sender};
 use crate::sync::http::{Limits, Reply};
 use crate::sync::lock;
 use crate::sync::push::{self, Pushed};
@@ -32,6 +34,7 @@ impl Daemon {
         let session = self.session.take();
         let root = self.root.clone();
         let url = self.identity.server_url.clone();
+        let identity = self.identity.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let mut session = match session {
                 Some(s) => s,
@@ -41,6 +44,10 @@ impl Daemon {
                 }
             };
             let log = EventLog::discover(&root).map_err(|e| e.to_string())?;
+            // The egress gate, on the thread that sends.
+            let config = ClientConfig::load().map_err(|e| e.to_string())?;
+            gate::clear_to_send(&log, &config, Sender::Daemon(&identity))
+                .map_err(|e| format!("refused to send: {e}"))?;
             let out = f(&mut session, &log);
             Ok::<_, String>((session, out))
         })

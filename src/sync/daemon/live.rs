@@ -117,6 +117,10 @@ impl Daemon {
     /// Sends every unsent event not already in flight (oldest first per chain, ≤ 1000).
     async fn send_pending(&mut self, sink: &mut Sink) -> Result<(), String> {
         let ranges = self.log.pending_ranges().map_err(|e| e.to_string())?;
+        if ranges.iter().all(|r| r.unsent() == 0) {
+            return Ok(());
+        }
+        self.gate()?;
         self.state.pending_seen = ranges.iter().map(|r| r.pending()).sum();
         let waiting: HashSet<&str> = self
             .acked

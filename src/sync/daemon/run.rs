@@ -17,7 +17,9 @@ use super::process;
 use super::record::{Connection, DaemonState, OwnerRecord, write_json};
 use super::wake::SpawnMarker;
 use crate::store::{Answered, EventLog, StoredEvent};
+use crate::sync::SyncError;
 use crate::sync::config::{ClientConfig, DaemonSettings};
+use crate::sync::gate::{self, Sender};
 use crate::sync::preflight::preflight;
 use crate::sync::session::Session;
 
@@ -298,33 +300,23 @@ impl Daemon {
                 self.settings.idle_exit.as_secs()
             )));
         }
-        let config = match ClientConfig::load() {
-            Ok(c) => c,
-            Err(e) => return Some(Exit::Refused(one_line(&e))),
-        };
-        let cleared = match preflight(&self.log, &config) {
-            Ok(c) => c,
-            Err(e) => return Some(Exit::Refused(format!("refused to send: {}", one_line(&e)))),
-        };
-        let foreground = Identity::of(self.log.node_id(), &cleared);
-        let mismatches: Vec<String> = foreground
-            .mismatches(&self.identity)
-            .into_iter()
-            .filter(|m| !matches!(m.field, "binary" | "version"))
-            .map(|m| {
-                format!(
-                    "{}: foreground {} ≠ daemon {}",
-                    m.field, m.foreground, m.daemon
-                )
-            })
-            .collect();
-        if !mismatches.is_empty() {
-            return Some(Exit::Refused(format!(
-                "refused to send: the identity changed ({}); run `spec-kitty sync daemon start` to sync as the new one",
-                mismatches.join("; ")
-            )));
+        match self.gate() {
+            Ok(()) => None,
+            Err(why) => Some(Exit::Refused(why)),
         }
-        None
+    }
+
+    /// The egress gate for the daemon: the foreground identity (configuration, login and
+    /// sync-state refs on disk, right now) must still be the one it runs as.
+    pub(super) fn gate(&self) -> Result<(), String> {
+        let config = ClientConfig::load().map_err(|e| one_line(&e))?;
+        match gate::clear_to_send(&self.log, &config, Sender::Daemon(&self.identity)) {
+            Ok(_) => Ok(()),
+            Err(SyncError::IdentityMismatch { fields }) => Err(format!(
+                "refused to send: the identity changed:\n{fields}\nrun `spec-kitty sync daemon start` to sync as the new one"
+            )),
+            Err(e) => Err(format!("refused to send: {}", one_line(&e))),
+        }
     }
 
     pub(super) fn set_connection(&mut self, c: Connection) {
