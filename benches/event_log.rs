@@ -1,7 +1,8 @@
 //! Event-log benchmark: whole-process `spec-kitty events emit` against chain length, the same
 //! append done with git plumbing, `events log -n 20`, and the pending count.
 //!
-//! Run: `cargo bench --bench event_log` (release build). Prints a Markdown table; the figures
+//! Run: `cargo bench --bench event_log` (release build); `BENCH_BIN=<path>` measures another
+//! `spec-kitty` binary instead. Prints a Markdown table; the figures
 //! in docs/benchmarks.md come from it. Each figure is the median of `RUNS` whole-process runs.
 //!
 //! Chains are pre-filled with `git fast-import` from envelopes built by the library itself, so
@@ -16,7 +17,13 @@ use spec_kitty::event::{Event, HistoryEntryType, Payload};
 use spec_kitty::store::{EventLog, message};
 use spec_kitty::workflow::emit::origin_for;
 
-const BIN: &str = env!("CARGO_BIN_EXE_spec-kitty");
+const BUILT_BIN: &str = env!("CARGO_BIN_EXE_spec-kitty");
+
+/// The binary under test: this build's, or `BENCH_BIN` (to compare another build of
+/// `spec-kitty` in the same run conditions, e.g. one without the sync client).
+fn bin() -> String {
+    std::env::var("BENCH_BIN").unwrap_or_else(|_| BUILT_BIN.to_owned())
+}
 const RUNS: usize = 21;
 const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 
@@ -146,7 +153,7 @@ impl Bench {
     fn emit(&self) -> Duration {
         let payload = r#"{"wp_id":"WP01","previous_status":"planned","new_status":"doing","changed_by":"bench"}"#;
         self.median(|| {
-            let mut c = self.cmd(BIN);
+            let mut c = self.cmd(&bin());
             c.args(["events", "emit", "WPStatusChanged", "--payload", payload]);
             c
         })
@@ -173,7 +180,7 @@ git update-ref $ref $new $tip
 
     fn run(&self, args: &[&'static str]) -> Duration {
         self.median(|| {
-            let mut c = self.cmd(BIN);
+            let mut c = self.cmd(&bin());
             c.args(args);
             c
         })

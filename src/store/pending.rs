@@ -222,6 +222,39 @@ impl PendingRange {
     }
 }
 
+impl PendingRange {
+    /// The oldest unsent event (the one right after the mark), reading back from the tip at
+    /// most `max_steps` commits through their trailers only; when the chain is longer, the
+    /// oldest one reached, with `false` (the true oldest is older still).
+    pub fn oldest_unsent(
+        &self,
+        log: &EventLog,
+        max_steps: usize,
+    ) -> Result<Option<(StoredEvent, bool)>> {
+        let Some(mut id) = self.tip.filter(|_| self.unsent() > 0) else {
+            return Ok(None);
+        };
+        let chain = EventLog::chain_ref(&self.node_id);
+        let target = self.mark_seq() + 1;
+        let mut exact = false;
+        for _ in 0..max_steps {
+            let (msg, parent, _) = log.commit_message(&chain, id)?;
+            let seq = super::message::parse_trailers(&msg)
+                .map(|t| t.seq)
+                .unwrap_or(0);
+            match parent {
+                Some(p) if seq > target => id = p,
+                _ => {
+                    exact = true;
+                    break;
+                }
+            }
+        }
+        let (stored, _) = log.read_event(&chain, id)?;
+        Ok(Some((stored, exact)))
+    }
+}
+
 impl EventLog {
     /// Every pending event as a [`PendingCommit`], oldest first per chain, chains in node
     /// order.

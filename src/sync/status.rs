@@ -166,29 +166,15 @@ fn fill_from_refs(
     // chain is read back from its tip, at most OLDEST_WALK commits per chain, so the status
     // stays fast with 100,000 pending; past that the age is a lower bound (and says so).
     let mut oldest: Option<String> = None;
-    for r in ranges.iter().filter(|r| r.unsent() > 0) {
-        let Some(tip) = r.tip else { continue };
-        let chain = crate::store::Chain {
-            node_id: r.node_id.clone(),
-            ref_name: EventLog::chain_ref(&r.node_id),
-            tip,
+    for r in ranges {
+        let Some((stored, exact)) = r.oldest_unsent(log, OLDEST_WALK)? else {
+            continue;
         };
-        let mut last = None;
-        for (i, item) in log.walk(&chain).enumerate() {
-            let stored = item?;
-            let done = stored.seq <= r.mark_seq() + 1;
-            last = Some(stored.event.timestamp);
-            if done {
-                break;
-            }
-            if i + 1 >= OLDEST_WALK {
-                status.oldest_pending_age_is_lower_bound = true;
-                break;
-            }
+        if !exact {
+            status.oldest_pending_age_is_lower_bound = true;
         }
-        if let Some(t) = last
-            && oldest.as_ref().is_none_or(|o| t < *o)
-        {
+        let t = stored.event.timestamp;
+        if oldest.as_ref().is_none_or(|o| t < *o) {
             oldest = Some(t);
         }
     }
