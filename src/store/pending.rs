@@ -49,10 +49,10 @@ impl ChainPending {
 /// possibly 100,000 events, reading the envelopes one batch at a time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingCommit {
-    pub node_id: String,
+    /// Shared by every pending commit of the chain (one allocation per chain).
+    pub node_id: std::sync::Arc<str>,
     pub commit: ObjectId,
     pub seq: u64,
-    pub event_id: String,
 }
 
 /// What the server answered for one event.
@@ -180,13 +180,14 @@ impl PendingRange {
             return Ok(Vec::new());
         };
         let chain = EventLog::chain_ref(&self.node_id);
+        let node: std::sync::Arc<str> = self.node_id.as_str().into();
         let mark_seq = self.mark_seq();
         let mut want_rejected: HashSet<&str> = self
             .rejected()
             .iter()
             .map(|r| r.event_id.as_str())
             .collect();
-        let mut unsent = Vec::new();
+        let mut unsent = Vec::with_capacity(self.unsent().min(1 << 20) as usize);
         let mut found_rejected = Vec::new();
         let mut next = Some(tip);
         while let Some(id) = next {
@@ -200,10 +201,9 @@ impl PendingRange {
                 }
             })?;
             let item = PendingCommit {
-                node_id: self.node_id.clone(),
+                node_id: node.clone(),
                 commit: id,
                 seq: t.seq,
-                event_id: t.event_id.to_owned(),
             };
             if t.seq > mark_seq {
                 unsent.push(item);
@@ -215,8 +215,11 @@ impl PendingRange {
             }
             next = parent;
         }
-        found_rejected.reverse();
         unsent.reverse();
+        if found_rejected.is_empty() {
+            return Ok(unsent);
+        }
+        found_rejected.reverse();
         found_rejected.extend(unsent);
         Ok(found_rejected)
     }
@@ -261,7 +264,12 @@ impl EventLog {
     pub fn pending_commits(&self) -> Result<Vec<PendingCommit>> {
         let mut out = Vec::new();
         for range in self.pending_ranges()? {
-            out.extend(range.commits(self)?);
+            let commits = range.commits(self)?;
+            if out.is_empty() {
+                out = commits;
+            } else {
+                out.extend(commits);
+            }
         }
         Ok(out)
     }
