@@ -253,9 +253,8 @@ impl Daemon {
 /// Where an event read earlier lives, as a drain takes it.
 fn located(e: StoredEvent) -> PendingCommit {
     PendingCommit {
-        node_id: e.event.node_id,
+        node_id: e.event.node_id.into(),
         commit: e.commit,
         seq: e.seq,
-        event_id: e.event.event_id,
     }
 }
