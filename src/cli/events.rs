@@ -309,6 +309,9 @@ fn emit(dir: &Path, a: EmitArgs) -> miette::Result<ExitCode> {
     } else {
         println!("{}", appended.event_id);
     }
+    if let Some(state) = emitter.live_state() {
+        eprintln!("{state}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -29,6 +29,9 @@ pub fn finish<T: Serialize>(
                 print_events(&ws.emitted());
             }
             print_warnings(ws);
+            if let Some(state) = ws.live_state() {
+                eprintln!("{state}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {

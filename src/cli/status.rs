@@ -2,12 +2,14 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 
 use super::outcome::print_warnings;
 use super::print_json;
 use crate::event::Lane;
+use crate::store::watch::RefWatch;
 use crate::workflow::Workspace;
 use crate::workflow::board::{self, Board};
 
@@ -21,7 +23,8 @@ use crate::workflow::board::{self, Board};
 #[command(after_help = "Examples:\n  \
     spec-kitty status\n  \
     spec-kitty status --feature 001-checkout-flow\n  \
-    spec-kitty status --json | jq '.[0].work_packages[] | {wp_id, lane}'")]
+    spec-kitty status --json | jq '.[0].work_packages[] | {wp_id, lane}'\n  \
+    spec-kitty status --watch      # redraw whenever an event is recorded or arrives; Ctrl-C exits")]
 pub struct StatusArgs {
     /// The feature to show (e.g. 001-checkout-flow).
     #[arg(long, value_name = "SLUG")]
@@ -29,9 +32,16 @@ pub struct StatusArgs {
     /// Print a JSON array of boards: {feature, target_branch, completed, work_packages:[…]}.
     #[arg(long)]
     json: bool,
+    /// Redraw the board whenever the event refs change (a teammate's move arriving through
+    /// the sync daemon included). Waits on a change notification, never polls; Ctrl-C exits.
+    #[arg(long, conflicts_with = "json")]
+    watch: bool,
 }
 
 pub fn run(dir: &Path, args: StatusArgs) -> miette::Result<ExitCode> {
+    if args.watch {
+        return watch(dir, &args);
+    }
     let ws = Workspace::open(dir)?;
     let boards = board::boards(&ws, args.feature.as_deref())?;
     if args.json {
@@ -46,6 +56,33 @@ pub fn run(dir: &Path, args: StatusArgs) -> miette::Result<ExitCode> {
     }
     print_warnings(&ws);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--watch`: clear, draw, wait for the refs to change, again. A redraw at least every minute
+/// picks up edits of the WP files themselves.
+fn watch(dir: &Path, args: &StatusArgs) -> miette::Result<ExitCode> {
+    let ws = Workspace::open(dir)?;
+    let watcher = RefWatch::new(ws.log().common_dir())
+        .map_err(|e| miette::miette!("cannot watch the event refs: {e}"))?;
+    drop(ws);
+    loop {
+        let ws = Workspace::open(dir)?;
+        let boards = board::boards(&ws, args.feature.as_deref())?;
+        print!("\x1b[2J\x1b[H");
+        for (i, b) in boards.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            render(b);
+        }
+        println!();
+        println!("watching for changes (Ctrl-C to exit)");
+        print_warnings(&ws);
+        drop(ws);
+        watcher
+            .wait(Duration::from_secs(60), Duration::from_millis(30))
+            .map_err(|e| miette::miette!("cannot watch the event refs: {e}"))?;
+    }
 }
 
 const WIDTH: usize = 18;

@@ -24,6 +24,7 @@ mod pulled;
 mod read;
 mod sync_state;
 mod verify;
+pub mod watch;
 
 pub use error::StoreError;
 pub use log::{Appended, Chain, EventLog, StoredEvent};

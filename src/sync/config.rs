@@ -6,6 +6,7 @@
 //! [`set_server_url`] edits the file in place (toml_edit), keeping every other key and comment.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use miette::Diagnostic;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,54 @@ pub struct ClientConfig {
     pub queue_limit: u64,
     /// Total deadline of one `sync now`, in seconds (`[sync] deadline_secs`).
     pub sync_deadline_secs: u64,
+    /// Whether emitting commands start the live-sync daemon (`[sync] background`).
+    pub background: Background,
+    /// The live-sync daemon's intervals (`[sync] daemon_*`; docs/daemon.md).
+    pub daemon: DaemonSettings,
+}
+
+/// `[sync] background`: `"auto"` (default) starts the daemon from the emit path when logged
+/// in; `"off"` never does. `SPEC_KITTY_SYNC_BACKGROUND` overrides it for one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Background {
+    Auto,
+    Off,
+}
+
+/// The live-sync daemon's timings. The defaults are the protocol's; tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DaemonSettings {
+    /// Exit after this long without an event sent or received (`daemon_idle_exit`, 30 min).
+    pub idle_exit: Duration,
+    /// Reconnect delay `min(base·2^n, max)` (`daemon_reconnect_base` 0.5 s,
+    /// `daemon_reconnect_max` 30 s) plus up to `daemon_reconnect_jitter` (1 s).
+    pub reconnect_base: Duration,
+    pub reconnect_max: Duration,
+    pub reconnect_jitter: Duration,
+    /// Attempts before `Offline-BatchMode` (`daemon_reconnect_attempts`, 10).
+    pub reconnect_attempts: u32,
+    /// At most one batch per this interval while connected (`daemon_batch_interval`, 5 s).
+    pub batch_interval: Duration,
+    /// A batch attempt per this interval in `Offline-BatchMode` (`daemon_offline_batch_interval`, 30 s).
+    pub offline_batch_interval: Duration,
+    /// How long the daemon may take to flush on SIGTERM (`daemon_flush_timeout`, 5 s).
+    pub flush_timeout: Duration,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            idle_exit: Duration::from_secs(30 * 60),
+            reconnect_base: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(30),
+            reconnect_jitter: Duration::from_secs(1),
+            reconnect_attempts: 10,
+            batch_interval: Duration::from_secs(5),
+            offline_batch_interval: Duration::from_secs(30),
+            flush_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// The default total deadline of one `sync now`.
@@ -102,6 +151,15 @@ struct SyncSection {
     server_url: Option<String>,
     queue_limit: Option<i64>,
     deadline_secs: Option<i64>,
+    background: Option<String>,
+    daemon_idle_exit: Option<toml::Value>,
+    daemon_reconnect_base: Option<toml::Value>,
+    daemon_reconnect_max: Option<toml::Value>,
+    daemon_reconnect_jitter: Option<toml::Value>,
+    daemon_reconnect_attempts: Option<i64>,
+    daemon_batch_interval: Option<toml::Value>,
+    daemon_offline_batch_interval: Option<toml::Value>,
+    daemon_flush_timeout: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +217,8 @@ impl ClientConfig {
             shadowed_server_url: None,
             queue_limit: DEFAULT_QUEUE_LIMIT,
             sync_deadline_secs: DEFAULT_SYNC_DEADLINE_SECS,
+            background: env_background().unwrap_or(Background::Auto),
+            daemon: DaemonSettings::default(),
         }
     }
 
@@ -191,6 +251,17 @@ impl ClientConfig {
             file.sync.deadline_secs,
             DEFAULT_SYNC_DEADLINE_SECS,
         )?;
+        let background = match (env_background(), file.sync.background.as_deref()) {
+            (Some(b), _) => b,
+            (None, None | Some("auto")) => Background::Auto,
+            (None, Some("off")) => Background::Off,
+            (None, Some(other)) => {
+                return Err(invalid(format!(
+                    "[sync] background must be \"auto\" or \"off\", found \"{other}\""
+                )));
+            }
+        };
+        let daemon = daemon_settings(&file.sync).map_err(invalid)?;
         let (server_url, url_source) = match (env_url(), &file.sync.server_url, &file.server.url) {
             (Some(u), _, _) => (Some(u), Some(UrlSource::Env)),
             (None, Some(u), _) => (Some(u.clone()), Some(UrlSource::SyncServerUrl)),
@@ -208,7 +279,94 @@ impl ClientConfig {
             shadowed_server_url,
             queue_limit,
             sync_deadline_secs,
+            background,
+            daemon,
         })
+    }
+}
+
+fn env_background() -> Option<Background> {
+    match std::env::var("SPEC_KITTY_SYNC_BACKGROUND").ok()?.as_str() {
+        "off" => Some(Background::Off),
+        "auto" => Some(Background::Auto),
+        _ => None,
+    }
+}
+
+fn daemon_settings(s: &SyncSection) -> Result<DaemonSettings, String> {
+    let d = DaemonSettings::default();
+    let dur = |key: &str, v: &Option<toml::Value>, default: Duration| {
+        match v {
+        None => Ok(default),
+        Some(v) => parse_duration(v).ok_or_else(|| {
+            format!("[sync] {key} must be seconds or a duration like \"500ms\", \"5s\", \"30m\", found {v}")
+        }),
+    }
+    };
+    let attempts = match s.daemon_reconnect_attempts {
+        None => d.reconnect_attempts,
+        Some(n) if (1..=1000).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(format!(
+                "[sync] daemon_reconnect_attempts must be between 1 and 1000, found {n}"
+            ));
+        }
+    };
+    Ok(DaemonSettings {
+        idle_exit: dur("daemon_idle_exit", &s.daemon_idle_exit, d.idle_exit)?,
+        reconnect_base: dur(
+            "daemon_reconnect_base",
+            &s.daemon_reconnect_base,
+            d.reconnect_base,
+        )?,
+        reconnect_max: dur(
+            "daemon_reconnect_max",
+            &s.daemon_reconnect_max,
+            d.reconnect_max,
+        )?,
+        reconnect_jitter: dur(
+            "daemon_reconnect_jitter",
+            &s.daemon_reconnect_jitter,
+            d.reconnect_jitter,
+        )?,
+        reconnect_attempts: attempts,
+        batch_interval: dur(
+            "daemon_batch_interval",
+            &s.daemon_batch_interval,
+            d.batch_interval,
+        )?,
+        offline_batch_interval: dur(
+            "daemon_offline_batch_interval",
+            &s.daemon_offline_batch_interval,
+            d.offline_batch_interval,
+        )?,
+        flush_timeout: dur(
+            "daemon_flush_timeout",
+            &s.daemon_flush_timeout,
+            d.flush_timeout,
+        )?,
+    })
+}
+
+/// A duration from a TOML value: an integer number of seconds, or a string `500ms`, `5s`,
+/// `30m`, `2h`.
+pub fn parse_duration(v: &toml::Value) -> Option<Duration> {
+    match v {
+        toml::Value::Integer(n) if *n >= 0 => Some(Duration::from_secs(*n as u64)),
+        toml::Value::String(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let (num, unit) = s.split_at(split);
+            let n: u64 = num.parse().ok()?;
+            match unit.trim() {
+                "ms" => Some(Duration::from_millis(n)),
+                "" | "s" => Some(Duration::from_secs(n)),
+                "m" | "min" => Some(Duration::from_secs(n * 60)),
+                "h" => Some(Duration::from_secs(n * 3600)),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 
@@ -311,6 +469,29 @@ pub(crate) fn write_atomically(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn daemon_durations_are_seconds_or_suffixed_strings() {
+        let v = |s: &str| parse_duration(&toml::Value::String(s.into()));
+        assert_eq!(v("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(v("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(v("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(v("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(v("soon"), None);
+        assert_eq!(
+            parse_duration(&toml::Value::Integer(7)),
+            Some(Duration::from_secs(7))
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("config.toml");
+        std::fs::write(&path, "[sync]\nbackground = \"sometimes\"\n").unwrap();
+        if std::env::var_os("SPEC_KITTY_SYNC_BACKGROUND").is_none() {
+            assert!(ClientConfig::load_from(&path).is_err());
+        }
+        std::fs::write(&path, "[sync]\ndaemon_idle_exit = \"2s\"\n").unwrap();
+        let c = ClientConfig::load_from(&path).unwrap();
+        assert_eq!(c.daemon.idle_exit, Duration::from_secs(2));
+    }
 
     #[test]
     fn urls_need_https_except_on_loopback() {

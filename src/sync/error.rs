@@ -124,6 +124,16 @@ pub enum SyncError {
     )]
     Busy { path: PathBuf, holder: String },
 
+    #[error("refusing to send: the running sync daemon sends as someone else\n{fields}")]
+    #[diagnostic(
+        code(spec_kitty::sync::identity_mismatch),
+        help(
+            "run `spec-kitty sync daemon stop` (the next event starts a daemon with your current \
+             identity), then try again"
+        )
+    )]
+    IdentityMismatch { fields: String },
+
     #[error("cannot read the input: {0}")]
     #[diagnostic(code(spec_kitty::auth::input))]
     Input(String),

@@ -205,6 +205,32 @@ impl Http {
         }
     }
 
+    /// `POST /api/v1/ws-token/`: a short-lived, single-use token for the WebSocket upgrade
+    /// (the live-sync daemon's only HTTP call of its own).
+    pub fn ws_token(&self, access: &str) -> Reply<String> {
+        #[derive(Deserialize)]
+        struct WsToken {
+            ws_token: String,
+        }
+        let req = self
+            .client
+            .post(self.url("/api/v1/ws-token/"))
+            .bearer_auth(access);
+        match self.send_json::<WsToken>(req) {
+            Reply::Ok(t) => Reply::Ok(t.ws_token),
+            Reply::Unauthorized => Reply::Unauthorized,
+            Reply::TooLarge => Reply::TooLarge,
+            Reply::Transient {
+                reason,
+                retry_after,
+            } => Reply::Transient {
+                reason,
+                retry_after,
+            },
+            Reply::Failed { status, message } => Reply::Failed { status, message },
+        }
+    }
+
     /// The authenticated probe of `sync status --check`: an empty batch.
     pub fn probe(&self, access: Option<&str>) -> Reply<()> {
         let mut req = self

@@ -6,7 +6,9 @@
 
 pub mod config;
 pub mod credentials;
+pub mod daemon;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod lock;
 pub mod migrate;

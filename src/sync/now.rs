@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use super::config::ClientConfig;
 use super::error::SyncError;
+use super::gate::{Sender, clear_to_send};
 use super::http::{Limits, Reply};
 use super::lock;
-use super::preflight::preflight;
 use super::pull::{self, Pulled};
 use super::push::{self, Progress, Pushed, Stop};
 use super::session::Session;
@@ -83,7 +83,8 @@ pub fn sync_now(
 ) -> Result<SyncSummary, SyncError> {
     let start = Instant::now();
     let deadline = start + options.deadline;
-    let cleared = preflight(log, config)?;
+    // The one egress gate: the preflight, and the running daemon sending as the same identity.
+    let cleared = clear_to_send(log, config, Sender::Foreground)?;
     let pending = log.pending_commits()?;
     let mut summary = SyncSummary {
         server_url: cleared.server_url.clone(),

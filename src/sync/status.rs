@@ -62,6 +62,13 @@ pub struct SyncStatus {
     pub connection: String,
     /// Whether the server can be used (only meaningful with `--check`).
     pub usable: bool,
+    /// The repository's live-sync daemon (running / stale / not running, its connection
+    /// state and last error), from its records checked by pid (docs/daemon.md).
+    pub daemon: Option<super::daemon::control::DaemonReport>,
+    /// With `--check` in a repository: the egress gate's result (foreground identity, daemon
+    /// owner record, mismatches, orphans), docs/daemon.md.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<super::gate::GateReport>,
 }
 
 /// The session summary of `url`, if logged in.
@@ -114,11 +121,14 @@ pub fn status(
         last_sync: None,
         connection: "Not checked (use --check to test)".into(),
         usable: true,
+        daemon: log.map(|l| super::daemon::control::report(l.common_dir())),
+        preflight: None,
     };
     if let Some(log) = log {
         fill_from_refs(log, &ranges, &mut status)?;
     }
     if check {
+        status.preflight = log.map(|l| super::gate::inspect(l, config));
         let (text, usable) = probe(&store, config);
         status.connection = text;
         status.usable = usable;

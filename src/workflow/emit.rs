@@ -5,7 +5,7 @@
 //! stderr while the user's command stands. [`Emitter::try_emit`] is the same path with the full
 //! error, for `spec-kitty events emit`, whose job *is* the event.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gix::bstr::ByteSlice;
 use miette::Diagnostic;
@@ -16,6 +16,8 @@ pub use super::location::main_worktree_root;
 use crate::event::{Event, EventType, LOCAL_TEAM, Origin, Payload};
 use crate::project::identity::{self, IdentityError};
 use crate::store::{Appended, EventLog, StoreError};
+use crate::sync::config::Background;
+use crate::sync::daemon::wake::{self, Woken};
 use crate::sync::{ClientConfig, ConfigError};
 
 /// Why an event could not be recorded.
@@ -83,12 +85,19 @@ pub struct Emitter {
     /// Warnings about the setup that did not stop emission (e.g. an unreadable config file,
     /// replaced by defaults). Reported once by the first emit.
     setup_warnings: std::cell::RefCell<Vec<String>>,
+    /// What waking the live-sync daemon after the last recorded event found.
+    woken: std::cell::RefCell<Option<Woken>>,
 }
 
 struct Ready {
     log: EventLog,
     origin: Origin,
     queue_limit: u64,
+    /// Logged in and `[sync] background = "auto"`: start the daemon when none runs.
+    autostart: bool,
+    logged_in: bool,
+    /// Where a spawned daemon runs (the main checkout, else this worktree).
+    root: PathBuf,
 }
 
 impl Emitter {
@@ -114,18 +123,27 @@ impl Emitter {
                 let mut origin = origin_for(&log)?;
                 // New events carry the logged-in session's team (two small file reads, no
                 // network); events already recorded are never rewritten.
-                if let Some(team) = crate::sync::session::current_team(config) {
+                let team = crate::sync::session::current_team(config);
+                let logged_in = team.is_some();
+                if let Some(team) = team {
                     origin.team_slug = team;
                 }
+                let root = main_worktree_root(log.common_dir())
+                    .or_else(|| log.repo().workdir().map(Path::to_path_buf))
+                    .unwrap_or_else(|| dir.to_path_buf());
                 Ok(Ready {
                     log,
                     origin,
                     queue_limit: config.queue_limit,
+                    autostart: logged_in && config.background == Background::Auto,
+                    logged_in,
+                    root,
                 })
             });
         Emitter {
             state,
             setup_warnings: std::cell::RefCell::new(Vec::new()),
+            woken: std::cell::RefCell::new(None),
         }
     }
 
@@ -169,7 +187,33 @@ impl Emitter {
             causation_id.map(str::to_owned),
             aggregate_id,
         );
-        Ok(ready.log.append(event, ready.queue_limit)?)
+        let appended = ready.log.append(event, ready.queue_limit)?;
+        // Live sync: one datagram wakes a running daemon (microseconds, no runtime, no TLS);
+        // when none answers and auto-start applies, one is spawned (once per dead daemon).
+        let woken = wake::after_emit(ready.log.common_dir(), &ready.root, ready.autostart);
+        *self.woken.borrow_mut() = Some(woken);
+        Ok(appended)
+    }
+
+    /// The live connection state to print inline after an emitting command (`[Connected]`,
+    /// `[Reconnecting]`, `[Offline]`, `[Offline-BatchMode]`), read from the daemon's state
+    /// file, never from the network. `None` when not logged in or nothing was recorded.
+    pub fn live_state(&self) -> Option<String> {
+        let ready = self.state.as_ref().ok()?;
+        let woken = self.woken.borrow().clone()?;
+        // Not logged in, or live sync turned off and no daemon started by hand: nothing to say.
+        if !ready.logged_in || (woken == Woken::NotRunning && !ready.autostart) {
+            return None;
+        }
+        let label = match woken {
+            Woken::SpawnFailed(why) => format!("Offline: the sync daemon could not start: {why}"),
+            Woken::Spawned(_) => "Offline (starting the sync daemon)".to_owned(),
+            Woken::Delivered | Woken::NotRunning => wake::inline_state(ready.log.common_dir())
+                .filter(|_| woken == Woken::Delivered)
+                .map(|c| c.label().to_owned())
+                .unwrap_or_else(|| "Offline".to_owned()),
+        };
+        Some(format!("[{label}]"))
     }
 
     /// Warnings about the setup (e.g. an invalid config file replaced by defaults), taken once.

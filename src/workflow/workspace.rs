@@ -215,6 +215,12 @@ impl Workspace {
         self.journal.borrow().clone()
     }
 
+    /// The live-sync connection state to show after this command's events (see
+    /// [`Emitter::live_state`]).
+    pub fn live_state(&self) -> Option<String> {
+        self.emitter.live_state()
+    }
+
     /// Warnings for the user: setup problems and events that could not be recorded. Taken once.
     pub fn take_warnings(&self) -> Vec<String> {
         let mut out = std::mem::take(&mut *self.warnings.borrow_mut());

@@ -56,6 +56,8 @@ pub fn hermetic<'a>(cmd: &'a mut Command, home: &Path, keyring: Keyring) -> &'a 
         .env("XDG_CONFIG_HOME", home.join(".config"))
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", home.join(".gitconfig"))
+        // No test starts a live-sync daemon unless it asks for one (it sets this to "auto").
+        .env("SPEC_KITTY_SYNC_BACKGROUND", "off")
         .env_remove("DBUS_SESSION_BUS_ADDRESS");
     if keyring == Keyring::FileStore {
         cmd.env("SPEC_KITTY_CREDENTIAL_STORE", "file");

@@ -1,5 +1,6 @@
 //! `spec-kitty sync …`: one file per command; this module only lists and dispatches them.
 
+pub mod daemon;
 mod migrate;
 mod now;
 mod server;
@@ -14,6 +15,7 @@ use clap::Subcommand;
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
     Now(now::NowArgs),
+    Daemon(daemon::DaemonArgs),
     Status(status::StatusArgs),
     Server(server::ServerArgs),
     Migrate(migrate::MigrateArgs),
@@ -23,6 +25,7 @@ pub enum SyncCommand {
 pub fn run(dir: &Path, cmd: SyncCommand) -> miette::Result<ExitCode> {
     match cmd {
         SyncCommand::Now(a) => now::run(dir, a),
+        SyncCommand::Daemon(a) => daemon::run(dir, a),
         SyncCommand::Status(a) => status::run(dir, a),
         SyncCommand::Server(a) => server::run(a),
         SyncCommand::Migrate(a) => migrate::run(dir, a),

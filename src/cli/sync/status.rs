@@ -120,6 +120,11 @@ fn render(s: &SyncStatus, in_repo: bool) {
         }
     }
     row("Connection", &s.connection);
+    if let Some(d) = &s.daemon {
+        for (label, value) in super::daemon::daemon_lines(d) {
+            row(&label, &value);
+        }
+    }
 }
 
 fn human_age(secs: i64) -> String {

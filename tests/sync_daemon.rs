@@ -1,0 +1,442 @@
+//! The live-sync daemon against the real server on loopback: live sends with acks, teammates'
+//! events arriving live, reconnects, Offline-BatchMode, kill -9, identity changes, orphan
+//! records, two repositories, stop and idle exit. Every daemon a test starts is killed by pid
+//! when the test ends, and the test checks that none is left.
+
+mod common;
+mod server_common;
+mod sync_common;
+mod sync_daemon_common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use server_common::{NODE, TestServer, status_event};
+use spec_kitty::event::Lane;
+use sync_common::{login, pending, server_ids};
+use sync_daemon_common::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn server_with(users: &[(&str, &str)]) -> TestServer {
+    let server = TestServer::start(&[]);
+    for (u, t) in users {
+        server.add_user(u, t);
+    }
+    server
+}
+
+#[test]
+fn given_a_connected_daemon_an_event_recorded_in_a_worktree_reaches_a_teammate_live() {
+    let server = server_with(&[("alice", "acme"), ("bob", "acme")]);
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    daemons.start(&repo);
+    assert!(
+        wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"),
+        "{}",
+        daemon_status(&repo)
+    );
+    // The event recorded before the daemon started was sent when it connected.
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+
+    let bob = teammate(&server.url, "bob");
+    let worktree = repo.add_worktree("wp01");
+    let start = Instant::now();
+    let id = emit_ok_in(&repo, &worktree, "WP01");
+    let (seen, at) = bob
+        .events
+        .recv_timeout(WAIT)
+        .expect("the teammate sees the event");
+    let delay = at.duration_since(start);
+    eprintln!("emit → teammate over WebSocket: {delay:?} (including the emit process)");
+    assert_eq!(seen, id);
+    assert!(delay < Duration::from_secs(5), "{delay:?}");
+    // The ack moved the sync state: nothing pending, the server holds it once.
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+    let on_server = server_ids(&server, "bob");
+    assert_eq!(on_server.iter().filter(|s| **s == id).count(), 1);
+    let status = daemon_status(&repo);
+    assert!(
+        status["state"]["sent_live"].as_u64().unwrap_or(0) >= 2,
+        "{status}"
+    );
+    // Inline connection state for an emitting command (read from the state file).
+    let out = repo.emit_status_in(&repo.root, "WP02", "planned", "doing");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("[Connected]"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_teammates_event_arrives_live_and_is_in_the_log_without_sync_now() {
+    let server = server_with(&[("alice", "acme"), ("bob", "acme")]);
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    daemons.start(&repo);
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
+    let event = status_event("acme", "WP07", Lane::Planned, Lane::Doing, 5);
+    let id = event["event_id"].as_str().expect("id").to_owned();
+    let answer = upload_as(&server.url, "bob", &[event]);
+    assert_eq!(answer["results"][0]["status"], "success", "{answer}");
+    let in_log = || {
+        repo.events(1000)
+            .iter()
+            .any(|e| e["event"]["event_id"] == id.as_str())
+    };
+    assert!(
+        wait_until(WAIT, in_log),
+        "the teammate's event reached the log"
+    );
+    // It sits on the teammate's chain, synced by definition: nothing to upload.
+    let chain = repo.git(&[
+        "log",
+        "--format=%s",
+        &format!("refs/spec-kitty/events/{NODE}"),
+    ]);
+    assert!(chain.contains("WP07"), "{chain}");
+    assert_eq!(pending(&repo), 0);
+}
+
+#[test]
+fn after_a_server_restart_the_daemon_reconnects_and_nothing_is_lost_or_doubled() {
+    let server = server_with(&[("alice", "acme")]);
+    let proxy = Proxy::start(&server.url);
+    let repo = logged_in_repo(&proxy.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    daemons.start(&repo);
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+    let mut ids = vec![repo.emit_status_ok("WP01", "planned", "doing")];
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+
+    proxy.cut();
+    let server = server.restart();
+    for i in 0..3 {
+        ids.push(repo.emit_status_ok(&format!("WP1{i}"), "planned", "doing"));
+    }
+    proxy.restore(Some(&server.url));
+    assert!(
+        wait_until(WAIT, || pending(&repo) == 0),
+        "{}",
+        daemon_status(&repo)
+    );
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
+    let on_server = server_ids(&server, "alice");
+    let unique: HashSet<&String> = on_server.iter().collect();
+    assert_eq!(unique.len(), on_server.len(), "no event is doubled");
+    for id in &ids {
+        assert!(on_server.contains(id), "{id} reached the server");
+    }
+}
+
+#[test]
+fn with_the_network_down_it_goes_offline_batch_mode_and_drains_when_it_is_back() {
+    let server = server_with(&[("alice", "acme")]);
+    let proxy = Proxy::start(&server.url);
+    let repo = logged_in_repo(&proxy.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    daemons.start(&repo);
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+
+    proxy.cut();
+    assert!(
+        wait_until(WAIT, || daemon_status(&repo)["connection"]
+            == "Offline-BatchMode"),
+        "{}",
+        daemon_status(&repo)
+    );
+    let ids: Vec<String> = (0..3)
+        .map(|i| repo.emit_status_ok(&format!("WP2{i}"), "planned", "doing"))
+        .collect();
+    let out = repo.emit_status("WP29", "planned", "doing");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("[Offline-BatchMode]"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(pending(&repo) >= 3);
+    proxy.restore(None);
+    // Drained within 30 s of the network coming back (here: a batch every second).
+    assert!(
+        wait_until(WAIT, || pending(&repo) == 0),
+        "{}",
+        daemon_status(&repo)
+    );
+    let on_server = server_ids(&server, "alice");
+    for id in &ids {
+        assert!(on_server.contains(id));
+    }
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
+}
+
+#[test]
+fn a_daemon_killed_with_sigkill_shows_stale_and_the_next_emit_restarts_it() {
+    let server = server_with(&[("alice", "acme")]);
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    // Auto-start: the test asks for it explicitly (the harness turns it off).
+    let auto = |args: &[&str]| {
+        repo.env(Command::new(common::BIN).current_dir(&repo.root).args(args))
+            .env("SPEC_KITTY_SYNC_BACKGROUND", "auto")
+            .output()
+            .expect("run")
+    };
+    let payload =
+        r#"{"wp_id":"WP01","previous_status":"planned","new_status":"doing","changed_by":"t"}"#;
+    let emit = |wp_payload: &str| {
+        let out = auto(&["events", "emit", "WPStatusChanged", "--payload", wp_payload]);
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let first = emit(payload);
+    assert!(wait_until(WAIT, || daemons.running_pid(&repo).is_some()));
+    let pid = daemons.running_pid(&repo).expect("auto-started");
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+
+    process_kill9(pid);
+    assert!(wait_until(WAIT, || daemon_status(&repo)["status"] == "stale"));
+    let status = daemon_status(&repo);
+    assert_eq!(
+        status["connection"], "Offline",
+        "stale is never connected: {status}"
+    );
+    let text = repo.sk_ok(&["sync", "status"]);
+    assert!(text.contains("stale since"), "{text}");
+
+    let second = emit(payload);
+    assert!(
+        wait_until(WAIT, || daemons
+            .running_pid(&repo)
+            .is_some_and(|p| p != pid)),
+        "a new daemon started"
+    );
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+    let on_server = server_ids(&server, "alice");
+    assert!(on_server.contains(&first) && on_server.contains(&second));
+}
+
+fn process_kill9(pid: u32) {
+    assert!(spec_kitty::sync::daemon::process::signal(pid, true));
+    assert!(wait_until(WAIT, || {
+        !spec_kitty::sync::daemon::process::is_daemon(pid, None)
+    }));
+}
+
+#[test]
+fn logging_in_as_another_team_stops_the_daemon_and_it_says_why() {
+    let server = server_with(&[("alice", "acme"), ("carol", "beta")]);
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    let pid = daemons.start(&repo);
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+
+    login(&repo, "carol");
+    assert!(
+        wait_until(WAIT, || !spec_kitty::sync::daemon::process::is_daemon(
+            pid, None
+        )),
+        "the daemon stops sending once the identity changed"
+    );
+    let status = daemon_status(&repo);
+    assert_eq!(status["status"], "not_running", "{status}");
+    let why = status["state"]["stopped"].as_str().unwrap_or_default();
+    assert!(why.contains("refused to send"), "{status}");
+    // Nothing of carol's was sent by alice's daemon.
+    let emitted = repo.emit_status_ok("WP03", "planned", "doing");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!server_ids(&server, "carol").contains(&emitted));
+    // The emit path does not respawn a daemon for an identity it was refused for.
+    assert!(daemons.running_pid(&repo).is_none());
+    // `sync status --check --json` names the chain synced for the other team.
+    let check = repo.sk(&["sync", "status", "--check", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&check.stdout).expect("json");
+    let error = v["preflight"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("team acme") && error.contains("team beta"),
+        "{v}"
+    );
+    // The remediation it names (go back: log in as a member of acme) lets a daemon start.
+    login(&repo, "alice");
+    daemons.start(&repo);
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
+}
+
+#[test]
+fn clean_removes_orphan_records_and_never_kills_a_live_process_that_is_not_ours() {
+    let server = server_with(&[("alice", "acme")]);
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let _daemons = Daemons::new(&[&repo]);
+    let dir = common_dir(&repo).join("spec-kitty");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut stranger = Command::new("sleep").arg("60").spawn().expect("sleep");
+    let record = |pid: u32, binary: &str| {
+        serde_json::json!({
+            "pid": pid, "process_start": null, "started_at": "2026-01-01T00:00:00.000+00:00",
+            "root": repo.root, "server_url": server.url, "username": "alice", "team": "acme",
+            "project_uuid": "x", "node_id": "y", "version": "0.1.0", "binary": binary
+        })
+    };
+    // A live process that is not a daemon: stale, cleaned, never killed.
+    std::fs::write(
+        dir.join("daemon.json"),
+        record(stranger.id(), common::BIN).to_string(),
+    )
+    .expect("record");
+    assert_eq!(daemon_status(&repo)["status"], "stale");
+    let out = repo.sk_ok(&["sync", "daemon", "clean", "--json"]);
+    assert!(out.contains("daemon.json"), "{out}");
+    assert!(!dir.join("daemon.json").exists());
+    assert!(
+        stranger.try_wait().expect("wait").is_none(),
+        "the stranger lives"
+    );
+    // `stop` with such a record never signals it either.
+    std::fs::write(
+        dir.join("daemon.json"),
+        record(stranger.id(), common::BIN).to_string(),
+    )
+    .expect("record");
+    repo.sk_ok(&["sync", "daemon", "stop"]);
+    assert!(
+        stranger.try_wait().expect("wait").is_none(),
+        "the stranger lives"
+    );
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    // A dead pid: an orphan.
+    std::fs::write(
+        dir.join("daemon.json"),
+        record(stranger.id(), "/nonexistent/spec-kitty").to_string(),
+    )
+    .expect("record");
+    assert_eq!(daemon_status(&repo)["status"], "stale");
+    repo.sk_ok(&["sync", "daemon", "clean"]);
+    assert_eq!(daemon_status(&repo)["status"], "not_running");
+}
+
+#[test]
+fn two_repositories_each_with_its_own_daemon_never_mix_their_events() {
+    let server = server_with(&[("alice", "acme")]);
+    let one = logged_in_repo(&server.url, "alice", "");
+    let two = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&one, &two]);
+    let p1 = daemons.start(&one);
+    let p2 = daemons.start(&two);
+    assert_ne!(p1, p2);
+    let a = one.emit_status_ok("WP01", "planned", "doing");
+    let b = two.emit_status_ok("WP02", "planned", "doing");
+    assert!(wait_until(WAIT, || pending(&one) == 0 && pending(&two) == 0));
+    let node = |r: &common::TestRepo| {
+        daemon_status(r)["owner"]["node_id"]
+            .as_str()
+            .expect("node")
+            .to_owned()
+    };
+    let (n1, n2) = (node(&one), node(&two));
+    assert_ne!(n1, n2);
+    // Each repository's own chain holds only its own events.
+    let own = |r: &common::TestRepo, n: &str| {
+        r.git(&["log", "--format=%b", &format!("refs/spec-kitty/events/{n}")])
+    };
+    assert!(own(&one, &n1).contains(&a) && !own(&one, &n1).contains(&b));
+    assert!(own(&two, &n2).contains(&b) && !own(&two, &n2).contains(&a));
+    let on_server = server_ids(&server, "alice");
+    assert_eq!(on_server.iter().filter(|s| **s == a).count(), 1);
+    assert_eq!(on_server.iter().filter(|s| **s == b).count(), 1);
+}
+
+#[test]
+fn stop_flushes_and_removes_the_records_and_an_idle_daemon_exits_by_itself() {
+    let server = server_with(&[("alice", "acme")]);
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    let pid = daemons.start(&repo);
+    // `start` when one runs says so and exits 0.
+    let again = repo.sk_ok(&["sync", "daemon", "start"]);
+    assert!(again.contains("already running"), "{again}");
+    let id = repo.emit_status_ok("WP01", "planned", "doing");
+    let out = repo.sk_ok(&["sync", "daemon", "stop", "--json"]);
+    assert!(out.contains("\"stopped\""), "{out}");
+    assert!(!spec_kitty::sync::daemon::process::is_daemon(pid, None));
+    assert_eq!(pending(&repo), 0, "stop flushed the acks");
+    assert!(server_ids(&server, "alice").contains(&id));
+    let status = daemon_status(&repo);
+    assert_eq!(status["status"], "not_running");
+    assert!(!common_dir(&repo).join("spec-kitty/daemon.json").exists());
+
+    repo.write_config(&fast_config(&server.url, "daemon_idle_exit = \"2s\"\n"));
+    let pid = daemons.start(&repo);
+    assert!(
+        wait_until(WAIT, || !spec_kitty::sync::daemon::process::is_daemon(
+            pid, None
+        )),
+        "the idle daemon exits"
+    );
+    let status = daemon_status(&repo);
+    assert!(
+        status["state"]["stopped"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("idle"),
+        "{status}"
+    );
+    assert!(daemons.wait_all_gone(WAIT));
+}
+
+#[test]
+fn the_test_harness_never_starts_a_daemon_by_itself() {
+    let server = server_with(&[("alice", "acme")]);
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    repo.emit_status_ok("WP01", "planned", "doing");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(daemons.running_pid(&repo).is_none());
+    assert_eq!(daemon_status(&repo)["status"], "not_running");
+}
+
+#[test]
+fn sync_now_refuses_while_a_daemon_of_another_binary_runs_and_the_named_remediation_works() {
+    let server = server_with(&[("alice", "acme")]);
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    // Another binary: a hard link of this one (same file system, another path).
+    let bin = std::path::Path::new(common::BIN);
+    let other_dir = tempfile::tempdir_in(bin.parent().expect("dir")).expect("tmp");
+    let other = other_dir.path().join("spec-kitty");
+    std::fs::hard_link(bin, &other).expect("hard link");
+    let out = repo
+        .env(Command::new(&other).current_dir(&repo.root))
+        .args(["sync", "daemon", "start", "--json"])
+        .output()
+        .expect("start");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(daemons.running_pid(&repo).is_some());
+
+    let out = repo.sk(&["sync", "now"]);
+    let text = common::unwrap_lines(&String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("binary: you"), "{text}");
+    assert!(text.contains("spec-kitty sync daemon stop"), "{text}");
+    assert!(text.lines().count() <= 25, "{text}");
+    let check = repo.sk(&["sync", "status", "--check", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&check.stdout).expect("json");
+    assert_eq!(v["preflight"]["clear"], false, "{v}");
+    assert_eq!(v["preflight"]["mismatches"][0]["field"], "binary", "{v}");
+    assert!(v["preflight"]["daemon"]["pid"].is_u64(), "{v}");
+
+    // The remediation the message names, then the next attempt passes.
+    repo.sk_ok(&["sync", "daemon", "stop"]);
+    let out = repo.sk(&["sync", "now"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
