@@ -34,6 +34,30 @@ pub enum Reply<T> {
     },
 }
 
+impl<T> Reply<T> {
+    /// The same answer with its success value changed by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Reply<U> {
+        self.and_then(|v| Reply::Ok(f(v)))
+    }
+
+    /// Continues with `f` on success; every other answer passes through as it is.
+    pub fn and_then<U>(self, f: impl FnOnce(T) -> Reply<U>) -> Reply<U> {
+        match self {
+            Reply::Ok(v) => f(v),
+            Reply::Unauthorized => Reply::Unauthorized,
+            Reply::TooLarge => Reply::TooLarge,
+            Reply::Transient {
+                reason,
+                retry_after,
+            } => Reply::Transient {
+                reason,
+                retry_after,
+            },
+            Reply::Failed { status, message } => Reply::Failed { status, message },
+        }
+    }
+}
+
 /// The token endpoint's answer.
 #[derive(Debug, Deserialize)]
 pub struct Tokens {
@@ -142,8 +166,8 @@ impl Http {
 
     /// `GET /api/v1/sync/health/`.
     pub fn health(&self) -> Reply<Limits> {
-        match self.send_json::<Value>(self.client.get(self.url("/api/v1/sync/health/"))) {
-            Reply::Ok(v) => {
+        self.send_json::<Value>(self.client.get(self.url("/api/v1/sync/health/")))
+            .and_then(|v| {
                 let limits = &v["limits"];
                 Reply::Ok(Limits {
                     max_events_per_batch: limits["max_events_per_batch"]
@@ -153,18 +177,7 @@ impl Http {
                         .as_u64()
                         .map(|n| n as usize),
                 })
-            }
-            Reply::Unauthorized => Reply::Unauthorized,
-            Reply::TooLarge => Reply::TooLarge,
-            Reply::Transient {
-                reason,
-                retry_after,
-            } => Reply::Transient {
-                reason,
-                retry_after,
-            },
-            Reply::Failed { status, message } => Reply::Failed { status, message },
-        }
+            })
     }
 
     /// `POST /api/v1/events/batch/` with `body` = the JSON `{"events":[…]}` text, gzipped here.
@@ -190,19 +203,7 @@ impl Http {
         struct Results {
             results: Vec<EventResult>,
         }
-        match self.send_json::<Results>(req) {
-            Reply::Ok(r) => Reply::Ok(r.results),
-            Reply::Unauthorized => Reply::Unauthorized,
-            Reply::TooLarge => Reply::TooLarge,
-            Reply::Transient {
-                reason,
-                retry_after,
-            } => Reply::Transient {
-                reason,
-                retry_after,
-            },
-            Reply::Failed { status, message } => Reply::Failed { status, message },
-        }
+        self.send_json::<Results>(req).map(|r| r.results)
     }
 
     /// `POST /api/v1/ws-token/`: a short-lived, single-use token for the WebSocket upgrade
@@ -216,19 +217,7 @@ impl Http {
             .client
             .post(self.url("/api/v1/ws-token/"))
             .bearer_auth(access);
-        match self.send_json::<WsToken>(req) {
-            Reply::Ok(t) => Reply::Ok(t.ws_token),
-            Reply::Unauthorized => Reply::Unauthorized,
-            Reply::TooLarge => Reply::TooLarge,
-            Reply::Transient {
-                reason,
-                retry_after,
-            } => Reply::Transient {
-                reason,
-                retry_after,
-            },
-            Reply::Failed { status, message } => Reply::Failed { status, message },
-        }
+        self.send_json::<WsToken>(req).map(|t| t.ws_token)
     }
 
     /// The authenticated probe of `sync status --check`: an empty batch.
@@ -256,34 +245,22 @@ impl Http {
             url.push_str(&urlencode(a));
         }
         let req = self.client.get(url).bearer_auth(access);
-        match self.send_json::<Value>(req) {
-            Reply::Ok(mut v) => {
-                let events = match v.get_mut("events").map(Value::take) {
-                    Some(Value::Array(a)) => a,
-                    _ => {
-                        return Reply::Failed {
-                            status: 200,
-                            message: "the pull answer has no events list".into(),
-                        };
-                    }
-                };
-                Reply::Ok(Page {
-                    events,
-                    next: v["next"].as_str().map(str::to_owned),
-                    cursor: v["cursor"].as_str().map(str::to_owned),
-                })
-            }
-            Reply::Unauthorized => Reply::Unauthorized,
-            Reply::TooLarge => Reply::TooLarge,
-            Reply::Transient {
-                reason,
-                retry_after,
-            } => Reply::Transient {
-                reason,
-                retry_after,
-            },
-            Reply::Failed { status, message } => Reply::Failed { status, message },
-        }
+        self.send_json::<Value>(req).and_then(|mut v| {
+            let events = match v.get_mut("events").map(Value::take) {
+                Some(Value::Array(a)) => a,
+                _ => {
+                    return Reply::Failed {
+                        status: 200,
+                        message: "the pull answer has no events list".into(),
+                    };
+                }
+            };
+            Reply::Ok(Page {
+                events,
+                next: v["next"].as_str().map(str::to_owned),
+                cursor: v["cursor"].as_str().map(str::to_owned),
+            })
+        })
     }
 
     fn send(
