@@ -58,7 +58,7 @@ fn event(i: usize, wps: usize, t0_ms: i64) -> IncomingEvent {
                 feature_slug: feature.clone(),
             },
         )
-    } else if i % 10 == 0 {
+    } else if i.is_multiple_of(10) {
         (
             "HistoryAdded",
             format!(
