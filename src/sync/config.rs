@@ -223,16 +223,7 @@ impl ClientConfig {
     }
 
     pub fn load_from(path: &Path) -> Result<ClientConfig, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => {
-                return Err(ConfigError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
-        };
+        let text = read_or_empty(path)?;
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             message,
@@ -403,20 +394,23 @@ fn is_loopback(host: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1")
 }
 
+/// The file's text, or empty when it does not exist (a missing config means the defaults).
+fn read_or_empty(path: &Path) -> Result<String, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// Sets `[sync] server_url` in `path`, keeping every other key and comment, creating the
 /// directory (0700) and the file if needed. Written atomically (temp file + rename).
 pub fn set_server_url(path: &Path, url: &str) -> Result<String, ConfigError> {
     let url = validate_server_url(url)?;
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(ConfigError::Io {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
+    let text = read_or_empty(path)?;
     let mut doc: toml_edit::DocumentMut =
         text.parse()
             .map_err(|e: toml_edit::TomlError| ConfigError::Invalid {
