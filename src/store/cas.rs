@@ -53,8 +53,20 @@ impl EventLog {
         &self,
         ref_name: &str,
         reflog_message: &str,
-        mut build: impl FnMut(u32) -> Result<Proposal<T>>,
+        build: impl FnMut(u32) -> Result<Proposal<T>>,
     ) -> Result<Swapped<T>> {
+        self.swap_ref_or(ref_name, reflog_message, build)
+    }
+
+    /// [`swap_ref`](Self::swap_ref) for a caller whose `build` may refuse with its own error
+    /// (an import that finds the chain is not its to write, say): the refusal stops the loop
+    /// and comes back as it was, with no ref touched.
+    pub(crate) fn swap_ref_or<T, E: From<StoreError>>(
+        &self,
+        ref_name: &str,
+        reflog_message: &str,
+        mut build: impl FnMut(u32) -> std::result::Result<Proposal<T>, E>,
+    ) -> std::result::Result<Swapped<T>, E> {
         let full: gix::refs::FullName = ref_name
             .try_into()
             .map_err(|e| StoreError::git(format!("naming {ref_name}"), e))?;
@@ -85,19 +97,20 @@ impl EventLog {
                 let lock = self.common_dir().join(format!("{ref_name}.lock"));
                 stuck += 1;
                 if lock.exists() && stuck >= STALE_LOCK_ATTEMPTS {
-                    return Err(StoreError::Locked { path: lock });
+                    return Err(StoreError::Locked { path: lock }.into());
                 }
                 if let CasError::Other(err) = err
                     && !lock.exists()
                 {
-                    return Err(err);
+                    return Err(err.into());
                 }
             }
             if retries >= MAX_CAS_ATTEMPTS {
                 return Err(StoreError::Contention {
                     name: ref_name.to_owned(),
                     attempts: retries,
-                });
+                }
+                .into());
             }
             jitter(retries);
         }

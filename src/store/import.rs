@@ -167,25 +167,22 @@ impl EventLog {
             email: "spec-kitty@localhost".into(),
             time: gix::date::Time { seconds, offset: 0 },
         };
-        // The store's one compare-and-swap loop; a refusal found while building a proposal
-        // stops it (the placeholder error is replaced by the refusal below).
-        let mut refused: Option<ImportError> = None;
-        let swapped = self.swap_ref(&chain, "spec-kitty: import event", |_| {
+        // The store's one compare-and-swap loop; a refusal found while building the proposal
+        // stops it with no ref touched.
+        let swapped = self.swap_ref_or(&chain, "spec-kitty: import event", |_| {
             let tip = self.import_tip(node)?;
             if let Some(t) = &tip {
                 if !t.imported {
-                    refused = Some(ImportError::ForeignChain {
+                    return Err(ImportError::ForeignChain {
                         node: node.to_owned(),
                     });
-                } else if t.lamport >= event.lamport_clock {
-                    refused = Some(ImportError::ClockNotAbove {
+                }
+                if t.lamport >= event.lamport_clock {
+                    return Err(ImportError::ClockNotAbove {
                         node: node.to_owned(),
                         clock: event.lamport_clock,
                         tip: t.lamport,
                     });
-                }
-                if refused.is_some() {
-                    return Err(StoreError::NotFound(chain.clone()));
                 }
             }
             let seq = tip.as_ref().map_or(0, |t| t.seq) + 1;
@@ -209,10 +206,7 @@ impl EventLog {
                 value: id,
             })
         });
-        match swapped {
-            Ok(s) => self.verify_imported(&chain, s.value, event),
-            Err(e) => Err(refused.take().unwrap_or_else(|| e.into())),
-        }
+        self.verify_imported(&chain, swapped?.value, event)
     }
 
     /// The Python tool's retry count of an imported event commit (`None` for an event that
