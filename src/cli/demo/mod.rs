@@ -12,12 +12,12 @@ use miette::{IntoDiagnostic, WrapErr};
 /// Creates a temporary git repository with a two-WP feature, installs the git hooks, runs WP01
 /// through the lanes (finalize-tasks, implement, a commit in its worktree, merge, accept), and
 /// shows the result with `spec-kitty status`, `spec-kitty events log` and plain `git log`.
-/// Then the team part: it starts a spec-kitty-server on 127.0.0.1 (an ephemeral port, its
-/// database in the temp dir, inside this process), creates two users, logs in, runs `sync now`
+/// Then the team part: it starts the spec-kitty-server binary installed next to spec-kitty on
+/// 127.0.0.1 (an ephemeral port, its database in the temp dir), creates two users, logs in, runs `sync now`
 /// and `sync status`, checks that the server holds every event, and lets a teammate's clone
 /// pull them so that its `spec-kitty status` shows the same board. Nothing outside the temp dir
-/// is read or written (its own HOME for git, SPEC_KITTY_HOME, credentials); the server stops
-/// when the demo ends, also on Ctrl-C (it lives in this process).
+/// is read or written (its own HOME for git, SPEC_KITTY_HOME, credentials); the server is
+/// stopped by pid when the demo ends, also on Ctrl-C.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  spec-kitty demo\n  spec-kitty demo --keep   # keep the repositories and the server's database, print their paths"
@@ -154,8 +154,9 @@ pub fn run(args: DemoArgs) -> miette::Result<ExitCode> {
 
     let server = team::TeamServer::start(tmp.path())?;
     step(&format!(
-        "a team server: spec-kitty-server on {} (in this process; database {})",
+        "a team server: spec-kitty-server on {} (pid {}; database {})",
         server.url,
+        server.pid(),
         server.db.display()
     ));
     server.add_user("alice", "demo-team")?;
