@@ -36,18 +36,6 @@ async fn post(server: &TestServer, path: &str, body: Vec<u8>) -> (u16, Value) {
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn ws_token(server: &TestServer, access: &str) -> String {
-    let res = client()
-        .post(format!("{}/api/v1/ws-token/", server.url))
-        .bearer_auth(access)
-        .send()
-        .await
-        .expect("ws-token");
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.expect("json");
-    body["ws_token"].as_str().expect("ws_token").to_owned()
-}
-
 async fn connect_ws(server: &TestServer, access: &str) -> Ws {
     let token = ws_token(server, access).await;
     let mut request = server.ws_url().into_client_request().expect("request");

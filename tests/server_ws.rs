@@ -16,18 +16,6 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-async fn ws_token(server: &TestServer, access: &str) -> String {
-    let res = client()
-        .post(format!("{}/api/v1/ws-token/", server.url))
-        .bearer_auth(access)
-        .send()
-        .await
-        .expect("ws-token");
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.expect("json");
-    body["ws_token"].as_str().expect("ws_token").to_owned()
-}
-
 async fn try_connect(server: &TestServer, token: &str) -> Result<Ws, u16> {
     let mut request = server.ws_url().into_client_request().expect("request");
     request.headers_mut().insert(

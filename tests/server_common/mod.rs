@@ -294,6 +294,19 @@ fn origin(team_slug: &str) -> Origin {
     }
 }
 
+/// A single-use WebSocket token for the holder of `access` (`POST /api/v1/ws-token/`).
+pub async fn ws_token(server: &TestServer, access: &str) -> String {
+    let res = client()
+        .post(format!("{}/api/v1/ws-token/", server.url))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("ws-token");
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    body["ws_token"].as_str().expect("ws_token").to_owned()
+}
+
 /// A valid WPStatusChanged envelope of feature 001-demo.
 pub fn status_event(team_slug: &str, wp: &str, from: Lane, to: Lane, lamport: u64) -> Value {
     let payload = Payload::WPStatusChanged {

@@ -80,6 +80,11 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 3: the dashboard's projections (see store/dashboard).
     super::dashboard::MIGRATION,
+    // 4: the activity feed filtered by work package and event type together: one bounded
+    // range from the seq cursor instead of every event of that work package (issue 9).
+    r#"
+    CREATE INDEX events_team_wp_type_seq ON events(team_slug, wp_id, event_type, seq);
+    "#,
 ];
 
 /// The schema version this server writes.
