@@ -152,7 +152,7 @@ pub fn run(args: DemoArgs) -> miette::Result<ExitCode> {
         &mut sk(&repo, &["events", "verify"]),
     )?;
 
-    let server = team::TeamServer::start(tmp.path())?;
+    let server = team::TeamServer::start(tmp.path(), &exe)?;
     step(&format!(
         "a team server: spec-kitty-server on {} (pid {}; database {})",
         server.url,

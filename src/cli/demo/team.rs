@@ -35,9 +35,8 @@ extern "C" fn on_signal(sig: libc::c_int) {
     unsafe { libc::_exit(128 + sig) }
 }
 
-/// The `spec-kitty-server` binary next to the current executable.
-fn server_binary() -> miette::Result<PathBuf> {
-    let exe = std::env::current_exe().into_diagnostic()?;
+/// The `spec-kitty-server` binary next to `exe` (the running spec-kitty).
+fn server_binary(exe: &Path) -> miette::Result<PathBuf> {
     let dir = exe.parent().unwrap_or(Path::new("."));
     let bin = dir.join("spec-kitty-server");
     if bin.is_file() {
@@ -58,9 +57,9 @@ pub struct TeamServer {
 }
 
 impl TeamServer {
-    /// Starts the server and waits until it listens.
-    pub fn start(dir: &Path) -> miette::Result<TeamServer> {
-        let bin = server_binary()?;
+    /// Starts the server found next to `exe` and waits until it listens.
+    pub fn start(dir: &Path, exe: &Path) -> miette::Result<TeamServer> {
+        let bin = server_binary(exe)?;
         let db = dir.join("server.db");
         let mut child = Command::new(&bin)
             .arg("--db")
