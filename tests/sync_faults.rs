@@ -275,29 +275,126 @@ fn point_at_created(repo: &common::TestRepo, url: &str) {
 }
 
 #[test]
+fn pulled_events_with_optional_fields_null_or_absent_are_written_and_visible() {
+    let server = TestServer::start(&[]);
+    server.add_user("alice", "acme");
+    server.add_user("bob", "acme");
+    // A teammate's older clients: `"correlation_id": null` (and every other optional field
+    // null), the same fields absent, the 7-lane form, and a type this tool does not know.
+    let status = |wp: &str, lamport| {
+        server_common::status_event(
+            "acme",
+            wp,
+            spec_kitty::event::Lane::Planned,
+            spec_kitty::event::Lane::Doing,
+            lamport,
+        )
+    };
+    let optional = [
+        "correlation_id",
+        "schema_version",
+        "aggregate_type",
+        "team_slug",
+        "causation_id",
+        "project_slug",
+        "git_branch",
+        "head_commit_sha",
+        "repo_slug",
+    ];
+    let mut null_correlation = status("WP01", 3);
+    null_correlation["correlation_id"] = serde_json::Value::Null;
+    let mut all_null = status("WP02", 4);
+    let mut all_absent = status("WP03", 5);
+    for key in optional {
+        all_null[key] = serde_json::Value::Null;
+        all_absent.as_object_mut().unwrap().remove(key);
+    }
+    let mut seven_lane = status("WP04", 6);
+    seven_lane["payload"] = serde_json::json!({"wp_id": "WP04", "from_lane": "claimed",
+        "to_lane": "in_progress", "actor": "claude"});
+    seven_lane["correlation_id"] = serde_json::Value::Null;
+    let mut unknown = status("WP05", 7);
+    unknown["event_type"] = "MissionDossierArtifactIndexed".into();
+    unknown["aggregate_type"] = "MissionDossier".into();
+    unknown["payload"] = serde_json::json!({"artifact": "spec.md"});
+    unknown["correlation_id"] = serde_json::Value::Null;
+    let sent = [null_correlation, all_null, all_absent, seven_lane, unknown];
+    let ids: Vec<String> = sent
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    upload_direct(&server, "bob", &sent);
+
+    let repo = repo_for(&server);
+    emit_n(&repo, 1);
+    login(&repo, "alice");
+    let (code, v) = sync_json(&repo, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["pulled"]["written"], 5, "{v}");
+    assert_eq!(v["pulled"]["skipped"], serde_json::json!([]), "{v}");
+    let log: serde_json::Value =
+        serde_json::from_str(&repo.sk_ok(&["events", "log", "--json"])).unwrap();
+    let text = log.to_string();
+    for id in &ids {
+        assert!(text.contains(id.as_str()), "{id} is in the log: {text}");
+    }
+    // Absent means the protocol's default: correlation = event id.
+    let shown = repo.sk_ok(&["events", "show", &ids[0]]);
+    assert!(
+        shown.contains(&format!("correlation_id  {}", ids[0])),
+        "{shown}"
+    );
+    assert!(repo.sk(&["events", "verify"]).status.success());
+    // A second sync pulls nothing new and still skips nothing.
+    let (code, v) = sync_json(&repo, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["pulled"]["written"], 0, "{v}");
+}
+
+#[test]
 fn a_pulled_event_that_cannot_be_stored_is_reported_and_skipped_never_written() {
     let server = TestServer::start(&[]);
     server.add_user("alice", "acme");
     server.add_user("bob", "acme");
-    // A teammate's older client sent one event with `"correlation_id": null` (valid for the
-    // server) and one ordinary event.
-    let mut odd = server_common::status_event(
-        "acme",
-        "WP01",
-        spec_kitty::event::Lane::Planned,
-        spec_kitty::event::Lane::Doing,
-        3,
-    );
-    odd["correlation_id"] = serde_json::Value::Null;
-    let fine = server_common::status_event(
-        "acme",
-        "WP02",
-        spec_kitty::event::Lane::Planned,
-        spec_kitty::event::Lane::Doing,
-        4,
-    );
-    let odd_id = odd["event_id"].as_str().unwrap().to_owned();
-    upload_direct(&server, "bob", &[odd, fine]);
+    let status = |wp: &str, lamport| {
+        server_common::status_event(
+            "acme",
+            wp,
+            spec_kitty::event::Lane::Planned,
+            spec_kitty::event::Lane::Doing,
+            lamport,
+        )
+    };
+    // Valid for the server, but nothing says what it belongs to: an unknown type without
+    // aggregate_type cannot be stored in the event log.
+    let mut unanchored = status("WP01", 3);
+    unanchored["event_type"] = "MissionDossierArtifactIndexed".into();
+    unanchored["aggregate_type"] = serde_json::Value::Null;
+    let fine = status("WP02", 4);
+    let unanchored_id = unanchored["event_id"].as_str().unwrap().to_owned();
+    let fine_id = fine["event_id"].as_str().unwrap().to_owned();
+    upload_direct(&server, "bob", &[unanchored, fine]);
+    // Genuinely invalid (no wp_id): the server refuses to store it, so it stands for a row a
+    // server of another make (or a damaged database) hands out, written into the real
+    // server's database directly.
+    let mut broken = status("WP03", 5);
+    broken["payload"].as_object_mut().unwrap().remove("wp_id");
+    let broken_id = broken["event_id"].as_str().unwrap().to_owned();
+    let db = rusqlite::Connection::open(server.dir.join("server.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute(
+        "INSERT INTO events (event_id, team_slug, event_type, lamport_clock, node_id,
+                             project_uuid, received_at, envelope)
+         VALUES (?1, 'acme', 'WPStatusChanged', 5, ?2, ?3, 0, ?4)",
+        rusqlite::params![
+            broken_id,
+            broken["node_id"].as_str().unwrap(),
+            broken["project_uuid"].as_str().unwrap(),
+            broken.to_string()
+        ],
+    )
+    .unwrap();
+    drop(db);
 
     let repo = repo_for(&server);
     emit_n(&repo, 1);
@@ -306,9 +403,24 @@ fn a_pulled_event_that_cannot_be_stored_is_reported_and_skipped_never_written() 
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["pulled"]["written"], 1, "{v}");
     let skipped = v["pulled"]["skipped"].as_array().unwrap();
-    assert_eq!(skipped.len(), 1, "{v}");
-    assert_eq!(skipped[0]["event_id"], odd_id.as_str(), "{v}");
+    assert_eq!(skipped.len(), 2, "{v}");
+    assert_eq!(skipped[0]["event_id"], unanchored_id.as_str(), "{v}");
+    assert!(
+        skipped[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("aggregate_type")),
+        "{v}"
+    );
+    assert_eq!(skipped[1]["event_id"], broken_id.as_str(), "{v}");
+    assert!(
+        skipped[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("wp_id")),
+        "{v}"
+    );
     let log = repo.sk_ok(&["events", "log", "--json"]);
-    assert!(!log.contains(&odd_id), "never written");
+    assert!(log.contains(&fine_id), "the valid one is written");
+    assert!(!log.contains(&unanchored_id), "never written");
+    assert!(!log.contains(&broken_id), "never written");
     assert!(repo.sk(&["events", "verify"]).status.success());
 }

@@ -5,6 +5,7 @@
 //! server stores. This module knows nothing about git or the network; it builds, identifies and
 //! validates envelopes.
 
+mod compat;
 pub mod lane;
 mod payload;
 mod validate;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+pub use compat::{Incompatible, from_compatible};
 pub use payload::{
     AssignmentPhase, DependencyResolution, ErrorType, HistoryEntryType, Lane, Payload, SevenLane,
 };

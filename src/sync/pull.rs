@@ -1,8 +1,9 @@
 //! Pulling the team's events into `refs/spec-kitty/events/<their node>` chains, resuming from
 //! the cursor stored with the sync state.
 //!
-//! Each pulled envelope is validated with the server's rules before it is written; one that
-//! fails is reported and skipped, never written. This clone's own events are skipped (its own
+//! Each pulled envelope is validated with the server's rules before it is written, and its
+//! absent or `null` optional fields get their protocol meaning (`event::from_compatible`); one
+//! that fails is reported and skipped, never written. This clone's own events are skipped (its own
 //! chain has one writer). See `store::pulled` for the order of pulled chains.
 
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ use serde_json::Value;
 use super::http::Reply;
 use super::push::{Stop, backoff};
 use super::session::Session;
-use crate::event::{self, Event, Strictness};
+use crate::event::{self, Event};
 use crate::store::{EventLog, SyncReport};
 
 /// Events per pull page.
@@ -173,18 +174,11 @@ fn sort_page(
         if value["node_id"].as_str() == Some(own_node) {
             continue;
         }
-        if let Err(report) = event::validate(&value, Strictness::Server) {
-            skipped.push(SkippedEvent {
-                event_id: id,
-                error: report.to_string(),
-            });
-            continue;
-        }
-        match serde_json::from_value::<Event>(value) {
+        match event::from_compatible(value) {
             Ok(e) => by_node.entry(e.node_id.clone()).or_default().push(e),
             Err(e) => skipped.push(SkippedEvent {
                 event_id: id,
-                error: format!("valid for the server, but not storable in the event log: {e}"),
+                error: e.to_string(),
             }),
         }
     }

@@ -1,9 +1,9 @@
 //! Turning one queue row into an envelope this repository can store, or saying why not.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::source::QueueRow;
-use crate::event::{self, Event, EventType, Strictness};
+use crate::event::{self, Event};
 
 /// What a row turned out to be.
 #[derive(Debug)]
@@ -16,22 +16,13 @@ pub enum Classified {
     Malformed(String),
 }
 
-/// Optional envelope fields for which `null` means absent (PROTOCOL.md).
-const NULL_MEANS_ABSENT: [&str; 4] = [
-    "correlation_id",
-    "schema_version",
-    "aggregate_type",
-    "team_slug",
-];
-
 /// Classifies `row` for the project `project_uuid`.
 ///
 /// The envelope is checked with the server's compatible rules (7-lane status changes and
-/// unknown event types pass; payloads of the eight known types are checked strictly). Fields
-/// the Python tool left absent (or `null`) that the stored envelope always has are given the
-/// value PROTOCOL.md defines for absence: `correlation_id` = `causation_id` else `event_id`,
-/// `team_slug` = `"local"`, `schema_version` = `"1.0.0"`, `aggregate_type` = the known type's
-/// aggregate. Nothing else is changed; the row itself is kept verbatim beside the event.
+/// unknown event types pass; payloads of the eight known types are checked strictly), and
+/// fields the Python tool left absent (or `null`) get the value PROTOCOL.md defines for absence
+/// ([`event::from_compatible`]). Nothing else is changed; the row itself is kept verbatim beside
+/// the event.
 pub fn classify(row: &QueueRow, project_uuid: &str) -> Classified {
     let Some(data) = row.data.as_deref() else {
         return Classified::Malformed("the `data` column is empty or not text".into());
@@ -59,71 +50,10 @@ pub fn classify(row: &QueueRow, project_uuid: &str) -> Classified {
         Some(p) if !p.is_empty() => return Classified::OtherProject(p.to_owned()),
         _ => return Classified::Malformed("the envelope has no project_uuid".into()),
     }
-    for key in NULL_MEANS_ABSENT {
-        if obj.get(key).is_some_and(Value::is_null) {
-            obj.remove(key);
-        }
-    }
-    if let Err(report) = event::validate(&value, Strictness::Server) {
-        return Classified::Malformed(format!("invalid envelope: {report}"));
-    }
-    let Some(obj) = value.as_object_mut() else {
-        return Classified::Malformed("`data` is not a JSON object".into());
-    };
-    if let Err(why) = fill_absent(obj) {
-        return Classified::Malformed(why);
-    }
-    match event::from_value(value) {
+    match event::from_compatible(value) {
         Ok(e) => Classified::Event(Box::new(e)),
-        Err(e) => Classified::Malformed(format!("cannot be read as an envelope: {e}")),
+        Err(e) => Classified::Malformed(e.to_string()),
     }
-}
-
-/// Gives the fields the stored envelope always has their protocol meaning of "absent".
-fn fill_absent(obj: &mut Map<String, Value>) -> Result<(), String> {
-    if !obj.contains_key("correlation_id") {
-        let id = obj
-            .get("causation_id")
-            .filter(|v| !v.is_null())
-            .or_else(|| obj.get("event_id"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        obj.insert("correlation_id".into(), id);
-    }
-    if !obj.contains_key("team_slug") {
-        obj.insert("team_slug".into(), event::LOCAL_TEAM.into());
-    }
-    if !obj.contains_key("schema_version") {
-        obj.insert("schema_version".into(), event::SCHEMA_VERSION.into());
-    }
-    if !obj.contains_key("aggregate_type") {
-        let known = obj
-            .get("event_type")
-            .and_then(Value::as_str)
-            .and_then(EventType::parse);
-        let payload = obj.get("payload").and_then(Value::as_object);
-        match known.zip(payload) {
-            Some((t, p)) => {
-                let agg = t.aggregate_type(p).as_str();
-                obj.insert("aggregate_type".into(), agg.into());
-            }
-            None => {
-                return Err(
-                    "an event of a type this tool does not know must carry aggregate_type".into(),
-                );
-            }
-        }
-    }
-    for key in [
-        "causation_id",
-        "project_slug",
-        "git_branch",
-        "head_commit_sha",
-        "repo_slug",
-    ] {
-        obj.entry(key).or_insert(Value::Null);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
