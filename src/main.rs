@@ -6,11 +6,23 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = spec_kitty::cli::Cli::parse();
-    match spec_kitty::cli::run(cli) {
+    let code = match spec_kitty::cli::run(cli) {
         Ok(code) => code,
         Err(report) => {
             eprintln!("{report:?}");
             ExitCode::FAILURE
         }
+    };
+    // A reader that closed the pipe early (`… | head -1`) is not an error; any other failure
+    // to write the output is, once the command has finished.
+    match spec_kitty::cli::stdout::finish() {
+        Some(why) => {
+            eprintln!(
+                "error: the output could not be written to stdout: {why} \
+                 (check where it is redirected, then run the command again)"
+            );
+            ExitCode::FAILURE
+        }
+        None => code,
     }
 }

@@ -310,3 +310,50 @@ fn lanes_are_derived_from_the_log_in_lamport_order() {
     assert_eq!(lane("WP01"), Some(spec_kitty::event::Lane::ForReview));
     assert_eq!(lane("WP02"), Some(spec_kitty::event::Lane::Doing));
 }
+
+#[test]
+fn output_into_a_reader_that_closed_early_ends_quietly_without_a_panic() {
+    let repo = TestRepo::new();
+    let id = repo.emit_status_ok("WP01", "planned", "doing");
+    repo.emit_status_ok("WP01", "doing", "planned");
+    for args in [
+        &["events", "log", "--json"][..],
+        &["events", "log"],
+        &["events", "show", id.trim()],
+        &["events", "pending", "--json"],
+        &["sync", "status", "--json"],
+        &["--help"],
+    ] {
+        // `… | head -0`: the reading end is closed before the command writes anything, so
+        // every write fails with a broken pipe (deterministically, unlike a racing `head -1`).
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = repo
+            .env(Command::new(BIN).current_dir(&repo.root).args(args))
+            .stdout(writer)
+            .output()
+            .expect("run spec-kitty");
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+    // A reader that takes the first line and goes, as `head -1` does.
+    let mut child = repo
+        .env(Command::new(BIN).current_dir(&repo.root))
+        .args(["events", "log", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        lines.read_line(&mut first).expect("first line");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(first.trim(), "[");
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -169,7 +169,7 @@ fn run(cli: Cli) -> miette::Result<()> {
         }) => {
             let password = read_password(password_stdin)?;
             let stored = admin::add_user(&db, &username, &team, &password).map_err(render_admin)?;
-            println!("added user {stored} to team {team}");
+            spec_kitty::outln!("added user {stored} to team {team}");
             Ok(())
         }
         Command::User(UserCommand::List { json }) => {
@@ -179,14 +179,14 @@ fn run(cli: Cli) -> miette::Result<()> {
             } else {
                 for u in &users {
                     let state = if u.disabled { "disabled" } else { "active" };
-                    println!("{}\t{}\t{state}", u.username, u.team_slug);
+                    spec_kitty::outln!("{}\t{}\t{state}", u.username, u.team_slug);
                 }
                 Ok(())
             }
         }
         Command::User(UserCommand::Disable { username }) => {
             admin::disable_user(&db, &username).map_err(render_admin)?;
-            println!("disabled user {username}; its sessions are revoked");
+            spec_kitty::outln!("disabled user {username}; its sessions are revoked");
             Ok(())
         }
         Command::Team(TeamCommand::List { json }) => {
@@ -195,7 +195,7 @@ fn run(cli: Cli) -> miette::Result<()> {
                 print_json(&teams)
             } else {
                 for t in &teams {
-                    println!("{}\t{} users\t{} events", t.slug, t.users, t.events);
+                    spec_kitty::outln!("{}\t{} users\t{} events", t.slug, t.users, t.events);
                 }
                 Ok(())
             }
@@ -205,7 +205,7 @@ fn run(cli: Cli) -> miette::Result<()> {
 
 fn print_json<T: serde::Serialize>(value: &T) -> miette::Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| miette!("{e}"))?;
-    println!("{text}");
+    spec_kitty::outln!("{text}");
     Ok(())
 }
 
@@ -237,8 +237,8 @@ fn serve(db: PathBuf, args: ServeArgs) -> miette::Result<()> {
         // Tests and scripts wait for these two lines.
         let db = server.db_path();
         let db = std::path::absolute(db).unwrap_or_else(|_| db.to_owned());
-        println!("database {}", db.display());
-        println!("listening on {}", server.url());
+        spec_kitty::outln!("database {}", db.display());
+        spec_kitty::outln!("listening on {}", server.url());
         if server.url().starts_with("http:") && !server.local_addr().ip().is_loopback() {
             tracing::warn!(
                 "serving plain HTTP on a non-loopback address; use --tls-cert/--tls-key"

@@ -48,12 +48,12 @@ pub fn run(dir: &Path, a: AcceptArgs) -> miette::Result<ExitCode> {
     };
     finish(&ws, result, &attempt, a.json, |r| {
         let t = &r.transition;
-        println!("{} {}: for_review → done", t.feature, t.wp_id);
+        crate::outln!("{} {}: for_review → done", t.feature, t.wp_id);
         if !r.completion.unblocked.is_empty() {
-            println!("  ready to start: {}", r.completion.unblocked.join(", "));
+            crate::outln!("  ready to start: {}", r.completion.unblocked.join(", "));
         }
         if r.completion.feature_completed {
-            println!("  feature {} is complete", t.feature);
+            crate::outln!("  feature {} is complete", t.feature);
         }
     })
 }

@@ -176,7 +176,10 @@ fn log(dir: &Path, a: LogArgs) -> miette::Result<ExitCode> {
         );
     } else {
         for s in &events {
-            println!("{}", log_line(&s.event));
+            if super::stdout::closed() {
+                break;
+            }
+            crate::outln!("{}", log_line(&s.event));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -228,44 +231,44 @@ fn show(dir: &Path, a: ShowArgs) -> miette::Result<ExitCode> {
     }
     let e = &s.event;
     let or_dash = |v: &Option<String>| safe(v.as_deref().unwrap_or("-")).into_owned();
-    println!("{}", safe(&e.summary()));
-    println!();
-    println!("event_id        {}", safe(&e.event_id));
-    println!(
+    crate::outln!("{}", safe(&e.summary()));
+    crate::outln!();
+    crate::outln!("event_id        {}", safe(&e.event_id));
+    crate::outln!(
         "commit          {} (#{} on refs/spec-kitty/events/{})",
         s.commit,
         s.seq,
         safe(&e.node_id)
     );
-    println!("lamport_clock   {}", e.lamport_clock);
-    println!("timestamp       {}", safe(&e.timestamp));
-    println!(
+    crate::outln!("lamport_clock   {}", e.lamport_clock);
+    crate::outln!("timestamp       {}", safe(&e.timestamp));
+    crate::outln!(
         "aggregate       {} {}",
         safe(&e.aggregate_type),
         safe(&e.aggregate_id)
     );
-    println!("causation_id    {}", or_dash(&e.causation_id));
-    println!("correlation_id  {}", safe(&e.correlation_id));
-    println!(
+    crate::outln!("causation_id    {}", or_dash(&e.causation_id));
+    crate::outln!("correlation_id  {}", safe(&e.correlation_id));
+    crate::outln!(
         "project         {} ({})",
         safe(&e.project_uuid),
         or_dash(&e.project_slug)
     );
-    println!("team            {}", safe(&e.team_slug));
+    crate::outln!("team            {}", safe(&e.team_slug));
     let head = e
         .head_commit_sha
         .as_deref()
         .map(|s| prefix(s, 12).to_owned());
-    println!(
+    crate::outln!(
         "git             {} @ {} ({})",
         or_dash(&e.git_branch),
         or_dash(&head),
         or_dash(&e.repo_slug)
     );
-    println!("payload");
+    crate::outln!("payload");
     let pretty = serde_json::to_string_pretty(&e.payload).into_diagnostic()?;
     for line in pretty.lines() {
-        println!("  {line}");
+        crate::outln!("  {line}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -307,7 +310,7 @@ fn emit(dir: &Path, a: EmitArgs) -> miette::Result<ExitCode> {
             "seq": appended.seq,
         }))?;
     } else {
-        println!("{}", appended.event_id);
+        crate::outln!("{}", appended.event_id);
     }
     if let Some(state) = emitter.live_state() {
         eprintln!("{state}");
@@ -335,7 +338,7 @@ fn pending(dir: &Path, a: PendingArgs) -> miette::Result<ExitCode> {
                 events: None,
             })?;
         } else {
-            println!("{count}");
+            crate::outln!("{count}");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -347,12 +350,15 @@ fn pending(dir: &Path, a: PendingArgs) -> miette::Result<ExitCode> {
             events: Some(events.iter().map(json_event).collect()),
         })?;
     } else if events.is_empty() {
-        println!("nothing pending: every event has been acknowledged by the server");
+        crate::outln!("nothing pending: every event has been acknowledged by the server");
     } else {
         for s in &events {
-            println!("{}", log_line(&s.event));
+            if super::stdout::closed() {
+                break;
+            }
+            crate::outln!("{}", log_line(&s.event));
         }
-        println!("{count} pending (upload them with `spec-kitty sync now`)");
+        crate::outln!("{count} pending (upload them with `spec-kitty sync now`)");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -364,7 +370,7 @@ fn verify(dir: &Path, a: VerifyArgs) -> miette::Result<ExitCode> {
         print_json(&report)?;
     } else {
         for p in &report.problems {
-            println!(
+            crate::outln!(
                 "{} {}: {}",
                 p.reference,
                 p.commit.as_deref().unwrap_or("-"),
@@ -376,7 +382,7 @@ fn verify(dir: &Path, a: VerifyArgs) -> miette::Result<ExitCode> {
         } else {
             "PROBLEMS FOUND"
         };
-        println!(
+        crate::outln!(
             "{} chains, {} events, {} problems: {verdict}",
             report.chains,
             report.events,

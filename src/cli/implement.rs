@@ -59,7 +59,7 @@ pub fn run(dir: &Path, a: ImplementArgs) -> miette::Result<ExitCode> {
         } else {
             "reused"
         };
-        println!(
+        crate::outln!(
             "{} {}: planned → doing; worktree {how} at {} (branch {} from {})",
             i.feature,
             i.wp_id,

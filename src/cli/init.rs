@@ -84,7 +84,7 @@ pub fn run(dir: &Path, a: InitArgs) -> miette::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let verb = if identity.created { "created" } else { "found" };
-    println!(
+    crate::outln!(
         "project identity {verb}: {} ({}) in {}",
         identity.uuid,
         identity.slug.as_deref().unwrap_or("no slug"),
@@ -92,19 +92,21 @@ pub fn run(dir: &Path, a: InitArgs) -> miette::Result<ExitCode> {
     );
     match (decision, &report) {
         (_, Some(r)) => render(r),
-        ("not_asked", None) => println!(
+        ("not_asked", None) => crate::outln!(
             "git hooks not installed (no terminal to ask on): install them with \
              `spec-kitty hooks install`, or run `spec-kitty init --hooks`"
         ),
         _ => {
-            println!("git hooks not installed; install them later with `spec-kitty hooks install`")
+            crate::outln!(
+                "git hooks not installed; install them later with `spec-kitty hooks install`"
+            )
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn ask(question: &str) -> bool {
-    print!("{question}");
+    crate::out!("{question}");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     if std::io::stdin().lock().read_line(&mut answer).is_err() {

@@ -58,7 +58,7 @@ pub fn run(dir: &Path, a: MergeArgs) -> miette::Result<ExitCode> {
     };
     finish(&ws, result, &attempt, a.json, |m| {
         for w in &m.merged {
-            println!(
+            crate::outln!(
                 "{} {}: merged {} into {} ({}); doing → for_review",
                 w.feature,
                 w.wp_id,

@@ -13,6 +13,7 @@ mod merge;
 mod orchestrate;
 pub mod outcome;
 mod status;
+pub mod stdout;
 mod sync;
 
 use std::path::PathBuf;
@@ -101,10 +102,10 @@ pub fn report_emit(outcome: &EmitOutcome) {
     }
 }
 
-/// Prints `value` as pretty JSON on stdout.
+/// Prints `value` as pretty JSON on stdout (quietly dropped when the reader has gone away).
 pub fn print_json(value: &impl serde::Serialize) -> miette::Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| miette::miette!("cannot serialise output: {e}"))?;
-    println!("{text}");
+    crate::outln!("{text}");
     Ok(())
 }

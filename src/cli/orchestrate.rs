@@ -55,7 +55,7 @@ pub fn run(dir: &Path, a: OrchestrateArgs) -> miette::Result<ExitCode> {
         if json {
             eprintln!("[{}] {}", p.wp_id, p.message);
         } else {
-            println!("[{}] {}", p.wp_id, p.message);
+            crate::outln!("[{}] {}", p.wp_id, p.message);
         }
     };
     let result = orchestrate::orchestrate(&ws, a.feature.as_deref(), a.jobs, &progress);
@@ -78,7 +78,7 @@ pub fn run(dir: &Path, a: OrchestrateArgs) -> miette::Result<ExitCode> {
     if json {
         print_json(&report)?;
     } else {
-        println!(
+        crate::outln!(
             "{}: {}/{} work packages done{}",
             report.feature,
             report.done.len(),

@@ -71,7 +71,7 @@ pub fn error_json(err: &WorkflowError, events: Vec<Emitted>) -> Value {
 /// `recorded WPStatusChanged WP01 doing → for_review (L12)` for each event.
 pub fn print_events(events: &[Emitted]) {
     for e in events.iter().filter(|e| e.event_id.is_some()) {
-        println!(
+        crate::outln!(
             "  recorded {} (L{})",
             e.summary,
             e.lamport_clock.unwrap_or_default()

@@ -49,7 +49,7 @@ pub fn run(dir: &Path, args: StatusArgs) -> miette::Result<ExitCode> {
     } else {
         for (i, b) in boards.iter().enumerate() {
             if i > 0 {
-                println!();
+                crate::outln!();
             }
             render(b);
         }
@@ -68,17 +68,20 @@ fn watch(dir: &Path, args: &StatusArgs) -> miette::Result<ExitCode> {
     loop {
         let ws = Workspace::open(dir)?;
         let boards = board::boards(&ws, args.feature.as_deref())?;
-        print!("\x1b[2J\x1b[H");
+        crate::out!("\x1b[2J\x1b[H");
         for (i, b) in boards.iter().enumerate() {
             if i > 0 {
-                println!();
+                crate::outln!();
             }
             render(b);
         }
-        println!();
-        println!("watching for changes (Ctrl-C to exit)");
+        crate::outln!();
+        crate::outln!("watching for changes (Ctrl-C to exit)");
         print_warnings(&ws);
         drop(ws);
+        if super::stdout::closed() {
+            return Ok(ExitCode::SUCCESS);
+        }
         watcher
             .wait(Duration::from_secs(60), Duration::from_millis(30))
             .map_err(|e| miette::miette!("cannot watch the event refs: {e}"))?;
@@ -91,9 +94,10 @@ fn render(board: &Board) {
     let done = board.lane(Lane::Done).count();
     let total = board.work_packages.len();
     let complete = if board.completed { ", complete" } else { "" };
-    println!(
+    crate::outln!(
         "{} → {}  ({done}/{total} done{complete})",
-        board.feature, board.target_branch
+        board.feature,
+        board.target_branch
     );
     let columns: Vec<Vec<String>> = Lane::ALL
         .iter()
@@ -115,23 +119,23 @@ fn render(board: &Board) {
         .zip(&columns)
         .map(|(l, c)| format!("{:<WIDTH$}", format!("{} ({})", l.as_str(), c.len())))
         .collect();
-    println!("{}", header.join(" ").trim_end());
-    println!("{}", vec!["-".repeat(WIDTH - 1); 4].join("  "));
+    crate::outln!("{}", header.join(" ").trim_end());
+    crate::outln!("{}", vec!["-".repeat(WIDTH - 1); 4].join("  "));
     let rows = columns.iter().map(Vec::len).max().unwrap_or(0);
     for row in 0..rows {
         let line: Vec<String> = columns
             .iter()
             .map(|c| format!("{:<WIDTH$}", c.get(row).map_or("", String::as_str)))
             .collect();
-        println!("{}", line.join(" ").trim_end());
+        crate::outln!("{}", line.join(" ").trim_end());
     }
-    println!();
+    crate::outln!();
     for c in &board.work_packages {
         let by = c
             .changed_by
             .as_deref()
             .map(|b| format!(" (by {b})"))
             .unwrap_or_default();
-        println!("  {}  {:<10} {}{by}", c.wp_id, c.lane.as_str(), c.title);
+        crate::outln!("  {}  {:<10} {}{by}", c.wp_id, c.lane.as_str(), c.title);
     }
 }

@@ -50,6 +50,6 @@ pub fn run(dir: &Path, a: AddHistoryArgs) -> miette::Result<ExitCode> {
         agent: a.author.as_deref(),
     };
     finish(&ws, result, &attempt, a.json, |h| {
-        println!("{} {}: history entry added", h.feature, h.wp_id);
+        crate::outln!("{} {}: history entry added", h.feature, h.wp_id);
     })
 }

@@ -37,16 +37,17 @@ pub fn run(dir: &Path, a: FinalizeTasksArgs) -> miette::Result<ExitCode> {
     };
     finish(&ws, result, &attempt, a.json, |f| {
         if f.feature_created {
-            println!(
+            crate::outln!(
                 "{}: feature created ({} work packages)",
-                f.feature, f.wp_count
+                f.feature,
+                f.wp_count
             );
         }
         if !f.created.is_empty() {
-            println!("{}: announced {}", f.feature, f.created.join(", "));
+            crate::outln!("{}: announced {}", f.feature, f.created.join(", "));
         }
         if !f.already_created.is_empty() {
-            println!(
+            crate::outln!(
                 "{}: already announced, nothing recorded for {}",
                 f.feature,
                 f.already_created.join(", ")

@@ -59,14 +59,17 @@ pub fn run(dir: &Path, a: MarkStatusArgs) -> miette::Result<ExitCode> {
     finish(&ws, result, &attempt, a.json, |m| {
         for w in &m.work_packages {
             let t = &w.transition;
-            println!(
+            crate::outln!(
                 "{} {}: {} → {}",
-                t.feature, t.wp_id, t.previous_lane, t.new_lane
+                t.feature,
+                t.wp_id,
+                t.previous_lane,
+                t.new_lane
             );
         }
         for s in &m.subtasks {
             let what = if s.changed { "marked" } else { "already" };
-            println!(
+            crate::outln!(
                 "{} {} ({}): {what} {}",
                 m.feature,
                 s.subtask,

@@ -57,9 +57,12 @@ pub fn run(dir: &Path, a: MoveTaskArgs) -> miette::Result<ExitCode> {
     };
     finish(&ws, result, &attempt, a.json, |m| {
         let t = &m.transition;
-        println!(
+        crate::outln!(
             "{} {}: {} → {}",
-            t.feature, t.wp_id, t.previous_lane, t.new_lane
+            t.feature,
+            t.wp_id,
+            t.previous_lane,
+            t.new_lane
         );
     })
 }

@@ -85,7 +85,7 @@ pub fn run(a: LoginArgs) -> miette::Result<ExitCode> {
         }
     };
     if !a.json {
-        println!("Authenticating with {url}...");
+        crate::outln!("Authenticating with {url}...");
     }
     let creds = login(&store, &url, &username, &password)?;
     if a.json {
@@ -96,17 +96,17 @@ pub fn run(a: LoginArgs) -> miette::Result<ExitCode> {
             "credential_store": store.describe(),
         }))?;
     } else {
-        println!("✅ Login successful!");
-        println!("   Logged in as: {}", creds.username);
-        println!("   Team:         {}", creds.team_slug);
-        println!("   Server:       {}", creds.server_url);
-        println!("   Credentials:  {}", store.describe());
+        crate::outln!("✅ Login successful!");
+        crate::outln!("   Logged in as: {}", creds.username);
+        crate::outln!("   Team:         {}", creds.team_slug);
+        crate::outln!("   Server:       {}", creds.server_url);
+        crate::outln!("   Credentials:  {}", store.describe());
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn prompt_line(prompt: &str) -> miette::Result<String> {
-    print!("{prompt}");
+    crate::out!("{prompt}");
     let _ = std::io::stdout().flush();
     read_stdin_line()
 }

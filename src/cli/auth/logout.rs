@@ -33,13 +33,13 @@ pub fn run(a: LogoutArgs) -> miette::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if !out.had_credentials {
-        println!("Not logged in to {url}; nothing to do.");
+        crate::outln!("Not logged in to {url}; nothing to do.");
     } else if out.revoked_on_server {
-        println!(
+        crate::outln!(
             "✅ Logged out of {url} (session revoked on the server, local credentials deleted)"
         );
     } else {
-        println!(
+        crate::outln!(
             "✅ Logged out of {url} (local credentials deleted; the server could not confirm the \
              revocation, the session expires on its own)"
         );

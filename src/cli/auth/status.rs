@@ -41,24 +41,24 @@ pub fn run(a: StatusArgs) -> miette::Result<ExitCode> {
     } else {
         match &summary {
             Some(s) if logged_in => {
-                println!("✅ Authenticated");
-                println!("   Username: {}", s.username);
-                println!("   Team:     {}", s.team);
-                println!("   Server:   {}", s.server_url);
-                println!("   Access token: {}", s.access);
-                println!("   Refresh token: {}", s.refresh);
-                println!("   Credentials: {}", s.store);
+                crate::outln!("✅ Authenticated");
+                crate::outln!("   Username: {}", s.username);
+                crate::outln!("   Team:     {}", s.team);
+                crate::outln!("   Server:   {}", s.server_url);
+                crate::outln!("   Access token: {}", s.access);
+                crate::outln!("   Refresh token: {}", s.refresh);
+                crate::outln!("   Credentials: {}", s.store);
             }
             Some(s) => {
-                println!("❌ Session expired");
-                println!("   Username: {}", s.username);
-                println!("   Server:   {}", s.server_url);
-                println!("   Run `spec-kitty auth login` to log in again.");
+                crate::outln!("❌ Session expired");
+                crate::outln!("   Username: {}", s.username);
+                crate::outln!("   Server:   {}", s.server_url);
+                crate::outln!("   Run `spec-kitty auth login` to log in again.");
             }
             None => {
-                println!("❌ Not authenticated");
-                println!("   Server:   {url}");
-                println!("   Run `spec-kitty auth login` to log in.");
+                crate::outln!("❌ Not authenticated");
+                crate::outln!("   Server:   {url}");
+                crate::outln!("   Run `spec-kitty auth login` to log in.");
             }
         }
     }

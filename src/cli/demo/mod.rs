@@ -246,14 +246,14 @@ pub fn run(args: DemoArgs) -> miette::Result<ExitCode> {
 }
 
 fn step(text: &str) {
-    println!("==> {text}");
+    crate::outln!("==> {text}");
 }
 
 /// Like [`show`], with `input` on the command's stdin (shown as `<input>` in the title only).
 fn show_with_input(title: &str, cmd: &mut Command, input: &str) -> miette::Result<()> {
     use std::io::Write;
-    println!();
-    println!("$ {title}");
+    crate::outln!();
+    crate::outln!("$ {title}");
     let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .spawn()
@@ -270,8 +270,8 @@ fn show_with_input(title: &str, cmd: &mut Command, input: &str) -> miette::Resul
 }
 
 fn show(title: &str, cmd: &mut Command) -> miette::Result<()> {
-    println!();
-    println!("$ {title}");
+    crate::outln!();
+    crate::outln!("$ {title}");
     let status = cmd
         .status()
         .into_diagnostic()

@@ -46,16 +46,16 @@ pub fn render(report: &HooksReport) {
         (Some(p), None) => format!("core.hooksPath = {p}"),
         (None, _) => "git's default".to_owned(),
     };
-    println!("hooks directory: {} ({source})", loc.dir.display());
+    crate::outln!("hooks directory: {} ({source})", loc.dir.display());
     match &loc.manager {
         Some(Manager::Husky { scripts_dir }) => {
-            println!("hook manager: husky (scripts in {})", scripts_dir.display());
+            crate::outln!("hook manager: husky (scripts in {})", scripts_dir.display());
         }
         Some(Manager::Lefthook { config }) => {
-            println!("hook manager: lefthook ({})", config.display());
+            crate::outln!("hook manager: lefthook ({})", config.display());
         }
         Some(Manager::PreCommit { config }) => {
-            println!(
+            crate::outln!(
                 "hook manager: pre-commit ({}); its hooks are chained",
                 config.display()
             );
@@ -84,16 +84,16 @@ pub fn render(report: &HooksReport) {
         } else {
             format!("  ({})", extra.join("; "))
         };
-        println!("  {:<14} {state}{extra}", h.name);
+        crate::outln!("  {:<14} {state}{extra}", h.name);
     }
     if report.worktrees.len() > 1 || report.worktrees.iter().any(|w| !w.hooks_dir_exists) {
-        println!("worktrees:");
+        crate::outln!("worktrees:");
         for w in &report.worktrees {
-            println!("  {}", worktree_line(w));
+            crate::outln!("  {}", worktree_line(w));
         }
     }
     for a in &report.advice {
-        println!("{a}");
+        crate::outln!("{a}");
     }
 }
 

@@ -72,9 +72,11 @@ pub fn run(dir: &Path, a: DaemonArgs) -> miette::Result<ExitCode> {
             } else {
                 match started {
                     Started::AlreadyRunning { pid } => {
-                        println!("The sync daemon is already running (pid {pid}).");
+                        crate::outln!("The sync daemon is already running (pid {pid}).");
                     }
-                    Started::Started { pid } => println!("Started the sync daemon (pid {pid})."),
+                    Started::Started { pid } => {
+                        crate::outln!("Started the sync daemon (pid {pid}).")
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -88,11 +90,15 @@ pub fn run(dir: &Path, a: DaemonArgs) -> miette::Result<ExitCode> {
                 print_json(&stopped)?;
             } else {
                 match stopped {
-                    Stopped::Stopped { pid } => println!("Stopped the sync daemon (pid {pid})."),
-                    Stopped::Killed { pid } => println!(
+                    Stopped::Stopped { pid } => {
+                        crate::outln!("Stopped the sync daemon (pid {pid}).")
+                    }
+                    Stopped::Killed { pid } => crate::outln!(
                         "The sync daemon (pid {pid}) did not stop within its flush time and was killed; nothing is lost (unsent events stay pending)."
                     ),
-                    Stopped::NotRunning => println!("No sync daemon runs for this repository."),
+                    Stopped::NotRunning => {
+                        crate::outln!("No sync daemon runs for this repository.")
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -111,9 +117,9 @@ pub fn run(dir: &Path, a: DaemonArgs) -> miette::Result<ExitCode> {
             if j.json {
                 print_json(&cleaned)?;
             } else if cleaned.removed.is_empty() {
-                println!("Nothing to clean.");
+                crate::outln!("Nothing to clean.");
             } else {
-                println!(
+                crate::outln!(
                     "Removed {} ({}).",
                     cleaned.removed.join(", "),
                     cleaned.reason.as_deref().unwrap_or("orphan")
@@ -166,7 +172,7 @@ pub fn daemon_lines(r: &DaemonReport) -> Vec<(String, String)> {
 
 fn render(r: &DaemonReport) {
     for (label, value) in daemon_lines(r) {
-        println!("{label:<14} {value}");
+        crate::outln!("{label:<14} {value}");
     }
-    println!("{:<14} {}", "Log", r.log);
+    crate::outln!("{:<14} {}", "Log", r.log);
 }

@@ -68,18 +68,18 @@ pub fn run(dir: &Path, a: MigrateArgs) -> miette::Result<ExitCode> {
 fn render(r: &MigrateReport, options: &MigrateOptions) {
     if r.sources.is_empty() && r.unreadable_sources.is_empty() {
         let from = options.from.clone().unwrap_or_else(migrate::default_source);
-        println!(
+        crate::outln!(
             "No Python-era queue found in {} (queue.db, queues/queue-*.db): nothing to migrate.",
             from.display()
         );
         return;
     }
-    println!(
+    crate::outln!(
         "Migrating the Python spec-kitty offline queues of project {}",
         r.project_uuid
     );
     for s in &r.sources {
-        println!(
+        crate::outln!(
             "  {}: {} queued, {}",
             s.path.display(),
             plural(s.queue_rows, "event"),
@@ -94,17 +94,17 @@ fn render(r: &MigrateReport, options: &MigrateOptions) {
 /// The headline and the chains written.
 fn render_outcome(r: &MigrateReport) {
     if r.dry_run {
-        println!(
+        crate::outln!(
             "Dry run: {} would be imported (nothing written)",
             plural(r.to_import, "event")
         );
     } else if r.imported == 0 {
-        println!(
+        crate::outln!(
             "Imported 0 events: {} already in the event log, nothing new to carry",
             r.already_present
         );
     } else {
-        println!(
+        crate::outln!(
             "✅ Imported {} onto {} (pending; upload with `spec-kitty sync now`)",
             plural(r.imported, "event"),
             plural(r.chains.len() as u64, "chain")
@@ -115,7 +115,7 @@ fn render_outcome(r: &MigrateReport) {
             (Some(a), Some(b)) => format!(", clocks {a}–{b}"),
             _ => String::new(),
         };
-        println!(
+        crate::outln!(
             "  refs/spec-kitty/events/{}: {}{clocks}",
             c.node_id,
             plural(c.imported, "event")
@@ -126,7 +126,7 @@ fn render_outcome(r: &MigrateReport) {
 /// What was not imported and why that is fine.
 fn render_counts(r: &MigrateReport) {
     if r.already_present > 0 && (r.imported > 0 || r.dry_run) {
-        println!(
+        crate::outln!(
             "  {} already in the event log",
             plural(r.already_present, "event")
         );
@@ -156,7 +156,7 @@ fn render_counts(r: &MigrateReport) {
     ];
     for (n, noun, what) in lines {
         if n > 0 {
-            println!("  {} {what}", plural(n, noun));
+            crate::outln!("  {} {what}", plural(n, noun));
         }
     }
 }
@@ -164,14 +164,14 @@ fn render_counts(r: &MigrateReport) {
 /// Rows and files that could not be carried.
 fn render_problems(r: &MigrateReport) {
     for u in &r.unreadable_sources {
-        println!(
+        crate::outln!(
             "  ⚠ {}: {} — skipped (not changed)",
             u.path.display(),
             u.error
         );
     }
     for s in &r.skipped {
-        println!(
+        crate::outln!(
             "  ⚠ {} row {}{}: {} — skipped",
             s.source.display(),
             s.row_id,
@@ -183,7 +183,7 @@ fn render_problems(r: &MigrateReport) {
         );
     }
     if !r.skipped.is_empty() {
-        println!(
+        crate::outln!(
             "{} not carried (listed above); the queue files were not changed.",
             plural(r.skipped.len() as u64, "row")
         );

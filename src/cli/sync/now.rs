@@ -68,7 +68,7 @@ pub fn run(dir: &Path, a: NowArgs) -> miette::Result<ExitCode> {
         && !a.dry_run
         && let Some(url) = &config.server_url
     {
-        println!("Syncing with {url}...");
+        crate::outln!("Syncing with {url}...");
     }
     let mut bar: Option<indicatif::ProgressBar> = None;
     let on_terminal = std::io::stderr().is_terminal();
@@ -146,7 +146,7 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 }
 
 fn render_dry_run(s: &SyncSummary, verbose: bool) {
-    println!(
+    crate::outln!(
         "Would send {} to {} (team {}); nothing was contacted.",
         plural(s.pending_before, "event", "events"),
         s.server_url,
@@ -154,10 +154,10 @@ fn render_dry_run(s: &SyncSummary, verbose: bool) {
     );
     let shown = if verbose { usize::MAX } else { 20 };
     for line in s.would_send.iter().take(shown) {
-        println!("  {}  {}", line.event_id, line.summary);
+        crate::outln!("  {}  {}", line.event_id, line.summary);
     }
     if s.would_send.len() > shown {
-        println!(
+        crate::outln!(
             "  … and {} more (use --verbose)",
             s.would_send.len() - shown
         );
@@ -167,16 +167,16 @@ fn render_dry_run(s: &SyncSummary, verbose: bool) {
 fn render(s: &SyncSummary, verbose: bool) {
     if verbose {
         for line in &s.pushed.lines {
-            println!("  {:<9} {}  {}", line.status, line.event_id, line.summary);
+            crate::outln!("  {:<9} {}  {}", line.status, line.event_id, line.summary);
         }
     }
-    println!(
+    crate::outln!(
         "↑ Pushed {} ({})",
         plural(s.pushed.settled, "event", "events"),
         plural(s.pushed.batches, "batch", "batches")
     );
     if s.pulled.stop.is_none() || s.pulled.written > 0 {
-        println!(
+        crate::outln!(
             "↓ Pulled {}",
             plural(s.pulled.written, "new event", "new events")
         );
@@ -184,23 +184,26 @@ fn render(s: &SyncSummary, verbose: bool) {
     let mut failed = false;
     if !s.pushed.rejected.is_empty() {
         failed = true;
-        println!(
+        crate::outln!(
             "✗ {} rejected by the server; they stay pending with their retry count raised:",
             plural(s.pushed.rejected.len() as u64, "event", "events")
         );
         for r in s.pushed.rejected.iter().take(5) {
-            println!(
+            crate::outln!(
                 "    {} {} (retry {}): {}",
-                r.event_id, r.event_type, r.retry_count, r.error
+                r.event_id,
+                r.event_type,
+                r.retry_count,
+                r.error
             );
         }
         if s.pushed.rejected.len() > 5 {
-            println!(
+            crate::outln!(
                 "    … and {} more (--report FILE lists all)",
                 s.pushed.rejected.len() - 5
             );
         }
-        println!(
+        crate::outln!(
             "  fix: correct what the errors name, then `spec-kitty sync now`; `spec-kitty sync status` shows them"
         );
     }
@@ -208,24 +211,24 @@ fn render(s: &SyncSummary, verbose: bool) {
         let Some(stop) = stop else { continue };
         failed = true;
         match stop {
-            Stop::Unreachable { reason } => println!(
+            Stop::Unreachable { reason } => crate::outln!(
                 "✗ Server unreachable during {what} ({reason}); {} still pending, nothing lost: run `spec-kitty sync now` again when it is back",
                 plural(s.pending_after, "event", "events")
             ),
-            Stop::Auth { message } => println!(
+            Stop::Auth { message } => crate::outln!(
                 "✗ Authentication failed during {what}: {message}: run `spec-kitty auth login`, then `spec-kitty sync now`"
             ),
-            Stop::Server { status, message } => println!(
+            Stop::Server { status, message } => crate::outln!(
                 "✗ The server answered {status} during {what}: {message}; run `spec-kitty sync status --check`"
             ),
-            Stop::Deadline => println!(
+            Stop::Deadline => crate::outln!(
                 "✗ Stopped at the deadline during {what}; {} still pending: run `spec-kitty sync now` again (or raise --timeout)",
                 plural(s.pending_after, "event", "events")
             ),
         }
     }
     if !s.pulled.skipped.is_empty() {
-        println!(
+        crate::outln!(
             "! {} from the server failed validation and were skipped (not written):",
             plural(
                 s.pulled.skipped.len() as u64,
@@ -234,7 +237,7 @@ fn render(s: &SyncSummary, verbose: bool) {
             )
         );
         for k in s.pulled.skipped.iter().take(3) {
-            println!(
+            crate::outln!(
                 "    {}: {}",
                 k.event_id.as_deref().unwrap_or("(no id)"),
                 k.error
@@ -242,6 +245,6 @@ fn render(s: &SyncSummary, verbose: bool) {
         }
     }
     if !failed {
-        println!("✅ Sync complete");
+        crate::outln!("✅ Sync complete");
     }
 }

@@ -37,7 +37,7 @@ pub fn run(a: ServerArgs) -> miette::Result<ExitCode> {
                 "config_file": config.path,
             }))?;
         } else {
-            println!("Server URL set to {url} in {}", config.path.display());
+            crate::outln!("Server URL set to {url} in {}", config.path.display());
             if std::env::var_os("SPEC_KITTY_SERVER_URL").is_some_and(|v| !v.is_empty()) {
                 eprintln!("note: SPEC_KITTY_SERVER_URL is set and overrides it in this shell");
             }
@@ -54,11 +54,11 @@ pub fn run(a: ServerArgs) -> miette::Result<ExitCode> {
     }
     match (&config.server_url, config.url_source) {
         (Some(url), Some(source)) => {
-            println!("{url}  (from {})", source.describe());
+            crate::outln!("{url}  (from {})", source.describe());
             Ok(ExitCode::SUCCESS)
         }
         _ => {
-            println!("No server configured. Set one with `spec-kitty sync server <URL>`.");
+            crate::outln!("No server configured. Set one with `spec-kitty sync server <URL>`.");
             Ok(ExitCode::from(1))
         }
     }

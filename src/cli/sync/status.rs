@@ -53,12 +53,12 @@ pub fn run(dir: &Path, a: StatusArgs) -> miette::Result<ExitCode> {
 }
 
 fn row(label: &str, value: &str) {
-    println!("{label:<14} {value}");
+    crate::outln!("{label:<14} {value}");
 }
 
 fn render(s: &SyncStatus, in_repo: bool) {
-    println!("Spec Kitty Sync Status");
-    println!();
+    crate::outln!("Spec Kitty Sync Status");
+    crate::outln!();
     let url = match (&s.server_url, s.server_url_source) {
         (Some(u), Some(src)) => format!("{u}  (from {})", src.describe()),
         _ => "not configured (set it with `spec-kitty sync server <URL>`)".into(),

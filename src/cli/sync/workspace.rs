@@ -59,9 +59,10 @@ pub fn run(dir: &Path, a: WorkspaceArgs) -> miette::Result<ExitCode> {
             "already_up_to_date" => format!("already up to date with {}", s.upstream),
             _ => format!("{how} {}", s.upstream),
         };
-        println!(
+        crate::outln!(
             "{} {}: {what} (local only; no server involved)",
-            s.feature, s.wp_id
+            s.feature,
+            s.wp_id
         );
     })
 }
