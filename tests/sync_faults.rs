@@ -191,13 +191,30 @@ fn sigkill_at_random_moments_then_one_clean_run_leaves_every_event_exactly_once(
     ) {
         return;
     }
+    use rand::{Rng, SeedableRng};
+    // Random moments, reproducible: a failure names its seed (SIGKILL_LOOP_SEED=… reruns it).
+    let seed = std::env::var("SIGKILL_LOOP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7919)
+        });
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let server = TestServer::start(&[]);
     server.add_user("alice", "acme");
     let repo = repo_for(&server);
-    let ids = append_n(&repo.root, 3000, |_| "local");
+    let mut ids = append_n(&repo.root, 1500, |_| "local");
     login(&repo, "alice");
-    // A bounded loop: 25 runs, each killed after 0-250 ms (some finish a batch, some do not).
-    for i in 0..25u64 {
+    // A bounded loop of 100 runs. Before each, a few new events (work goes on between syncs),
+    // so every run has something to send; each is SIGKILLed 0-400 ms after it starts: before
+    // the preflight, mid-batch, between the answer and the ref update, while pulling, or
+    // after it finished.
+    let mut finished = 0;
+    for run in 0..100 {
+        ids.extend(append_n(&repo.root, 10, |_| "local"));
         let mut child = repo
             .env(Command::new(common::BIN).current_dir(&repo.root))
             .args(["sync", "now", "--json"])
@@ -205,21 +222,41 @@ fn sigkill_at_random_moments_then_one_clean_run_leaves_every_event_exactly_once(
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn");
-        let delay = (i * 7919) % 250;
+        let delay = rng.random_range(0..400);
         std::thread::sleep(Duration::from_millis(delay));
+        if child.try_wait().ok().flatten().is_some() {
+            finished += 1;
+        }
+        // Child::kill is SIGKILL on Unix.
         let _ = child.kill();
-        let _ = child.wait();
+        let status = child.wait().expect("wait");
+        assert!(
+            status.code().is_none_or(|c| c <= 2),
+            "run {run} (seed {seed}) failed on its own: {status}"
+        );
     }
     let (code, v) = sync_json(&repo, &[]);
-    assert_eq!(code, 0, "{v}");
-    assert_eq!(pending(&repo), 0);
+    assert_eq!(code, 0, "seed {seed}: {v}");
+    assert_eq!(pending(&repo), 0, "seed {seed}");
     let on_server = server_ids(&server, "alice");
-    assert_eq!(on_server.len(), 3000, "each event exactly once");
+    assert_eq!(
+        on_server.len(),
+        ids.len(),
+        "seed {seed}: each event exactly once"
+    );
     assert_eq!(
         on_server.into_iter().collect::<HashSet<_>>(),
-        ids.into_iter().collect::<HashSet<_>>()
+        ids.iter().cloned().collect::<HashSet<_>>(),
+        "seed {seed}"
     );
-    assert!(repo.sk(&["events", "verify"]).status.success());
+    assert!(
+        finished < 100,
+        "seed {seed}: no run was killed mid-way ({finished} finished before the kill)"
+    );
+    assert!(
+        repo.sk(&["events", "verify"]).status.success(),
+        "seed {seed}"
+    );
 }
 
 #[test]
