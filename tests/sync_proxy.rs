@@ -16,7 +16,7 @@ use server_common::TestServer;
 use sync_common::*;
 
 /// What the proxy does with one batch upload.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 enum Fault {
     /// Read the request, then close the connection without answering.
     Drop,
@@ -24,6 +24,9 @@ enum Fault {
     Status(u16),
     /// Wait, then forward.
     Delay(Duration),
+    /// Forward, let the server answer, then hold the answer (never relay it) and signal the
+    /// test, which kills the client: the server has stored the batch, the client never heard.
+    HoldAnswer(std::sync::mpsc::Sender<()>),
     Pass,
 }
 
@@ -107,6 +110,17 @@ impl Proxy {
                             std::thread::sleep(d);
                             forward(&upstream, &head, &body, &mut client);
                         }
+                        Fault::HoldAnswer(answered) => {
+                            let answer = exchange(&upstream, &head, &body);
+                            // Signal only a stored batch; otherwise the test times out waiting.
+                            if answer.starts_with(b"HTTP/1.1 200") {
+                                let _ = answered.send(());
+                            }
+                            // Hold the connection until the killed client's end closes (the
+                            // read timeout bounds it).
+                            let mut sink = [0u8; 1024];
+                            while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
+                        }
                         Fault::Pass => forward(&upstream, &head, &body, &mut client),
                     }
                 });
@@ -118,8 +132,15 @@ impl Proxy {
 
 /// Sends one request upstream with `Connection: close` and relays the whole answer.
 fn forward(upstream: &str, head: &str, body: &[u8], client: &mut TcpStream) {
+    let answer = exchange(upstream, head, body);
+    let _ = client.write_all(&answer);
+}
+
+/// Sends one request upstream with `Connection: close` and returns the whole answer (empty
+/// when the server cannot be reached).
+fn exchange(upstream: &str, head: &str, body: &[u8]) -> Vec<u8> {
     let Ok(mut up) = TcpStream::connect(upstream.trim_start_matches("http://")) else {
-        return;
+        return Vec::new();
     };
     let mut lines = head.splitn(2, "\r\n");
     let request_line = lines.next().unwrap_or("");
@@ -135,7 +156,7 @@ fn forward(upstream: &str, head: &str, body: &[u8], client: &mut TcpStream) {
     let _ = up.write_all(body);
     let mut answer = Vec::new();
     let _ = up.read_to_end(&mut answer);
-    let _ = client.write_all(&answer);
+    answer
 }
 
 #[test]
@@ -178,6 +199,58 @@ fn dropped_connections_delays_500_429_and_413_lose_nothing_and_charge_nothing() 
     assert_eq!(pending(&repo), 0);
     let status = status_json(&repo);
     assert_eq!(status["rejected"], 0, "no retry count was raised: {status}");
+    let on_server = server_ids(&server, "alice");
+    assert_eq!(on_server.len(), 1500, "each event exactly once");
+    assert_eq!(
+        on_server.into_iter().collect::<HashSet<_>>(),
+        ids.into_iter().collect::<HashSet<_>>()
+    );
+}
+
+#[test]
+fn a_crash_between_the_servers_answer_and_the_ref_update_is_healed_by_duplicates() {
+    if common::rerun_hermetic(
+        "a_crash_between_the_servers_answer_and_the_ref_update_is_healed_by_duplicates",
+    ) {
+        return;
+    }
+    let server = TestServer::start(&[]);
+    server.add_user("alice", "acme");
+    let (answered, on_answer) = std::sync::mpsc::channel();
+    let proxy = Proxy::start(server.url.clone(), vec![Fault::HoldAnswer(answered)]);
+    let repo = repo_for(&server);
+    let ids = append_n(&repo.root, 1500, |_| "local");
+    point_at(&repo, &proxy.url);
+    login(&repo, "alice");
+
+    let mut client = repo
+        .env(std::process::Command::new(common::BIN).current_dir(&repo.root))
+        .args(["sync", "now", "--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn sync now");
+    let held = on_answer.recv_timeout(Duration::from_secs(120));
+    // Child::kill is SIGKILL: the client dies waiting for the answer the proxy holds.
+    let _ = client.kill();
+    let _ = client.wait();
+    assert!(held.is_ok(), "the first batch never reached the server");
+    let first_batch = server_ids(&server, "alice");
+    assert_eq!(first_batch.len(), 1000, "the server stored the first batch");
+    assert_eq!(pending(&repo), 1500, "the sync-state ref did not move");
+
+    let (code, v) = sync_json(&repo, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["pending_before"], 1500, "{v}");
+    assert_eq!(v["pushed"]["settled"], 1500, "each event settled once: {v}");
+    assert_eq!(
+        v["pushed"]["duplicates"], 1000,
+        "the held batch came back duplicate: {v}"
+    );
+    assert_eq!(v["pending_after"], 0, "{v}");
+    assert_eq!(pending(&repo), 0);
+    let status = status_json(&repo);
+    assert_eq!(status["last_sync"]["acknowledged"], 1500, "{status}");
     let on_server = server_ids(&server, "alice");
     assert_eq!(on_server.len(), 1500, "each event exactly once");
     assert_eq!(
