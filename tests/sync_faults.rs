@@ -52,7 +52,7 @@ fn given_a_batch_with_two_events_the_server_rejects_998_settle_and_2_stay_pendin
         "{status}"
     );
     // A rerun resends just the two, which are rejected again: retry count 2, still pending.
-    let (code, v) = sync_json(&repo, &["--report", "report.json"]);
+    let (code, v) = sync_json_checked(&repo, &["--report", "report.json"]);
     assert_eq!(code, 1, "{v}");
     let rejected = v["pushed"]["rejected"].as_array().unwrap();
     assert_eq!(rejected.len(), 2, "{v}");
@@ -87,7 +87,7 @@ fn a_crash_after_the_server_answered_is_healed_by_duplicates_without_double_coun
     upload_direct(&server, "alice", &events);
     assert_eq!(pending(&repo), 8, "the client does not know yet");
 
-    let (code, v) = sync_json(&repo, &[]);
+    let (code, v) = sync_json_checked(&repo, &[]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["pushed"]["settled"], 8, "{v}");
     assert_eq!(v["pushed"]["duplicates"], 8, "{v}");
@@ -133,7 +133,7 @@ fn an_access_token_expiring_mid_drain_is_refreshed_and_the_drain_finishes() {
     let repo = repo_for(&server);
     append_n(&repo.root, 2500, |_| "local");
     login(&repo, "alice");
-    let (code, v) = sync_json(&repo, &[]);
+    let (code, v) = sync_json_checked(&repo, &[]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["pushed"]["settled"], 2500, "{v}");
     assert_eq!(v["pushed"]["batches"], 3, "{v}");
@@ -154,6 +154,10 @@ fn an_expired_refresh_token_says_log_in_again_and_loses_nothing() {
     assert!(all.contains("spec-kitty auth login"), "{all}");
     assert_eq!(pending(&repo), 3);
     assert_eq!(status_json(&repo)["rejected"], 0);
+    // `sync status` agrees: nothing sent, nothing charged, all 3 still pending.
+    let (code, v) = sync_json_checked(&repo, &[]);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(status_json(&repo)["pending"], 3);
 }
 
 #[test]
@@ -235,7 +239,7 @@ fn sigkill_at_random_moments_then_one_clean_run_leaves_every_event_exactly_once(
             "run {run} (seed {seed}) failed on its own: {status}"
         );
     }
-    let (code, v) = sync_json(&repo, &[]);
+    let (code, v) = sync_json_checked(&repo, &[]);
     assert_eq!(code, 0, "seed {seed}: {v}");
     assert_eq!(pending(&repo), 0, "seed {seed}");
     let on_server = server_ids(&server, "alice");
@@ -365,7 +369,7 @@ fn pulled_events_with_optional_fields_null_or_absent_are_written_and_visible() {
     let repo = repo_for(&server);
     emit_n(&repo, 1);
     login(&repo, "alice");
-    let (code, v) = sync_json(&repo, &[]);
+    let (code, v) = sync_json_checked(&repo, &[]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["pulled"]["written"], 5, "{v}");
     assert_eq!(v["pulled"]["skipped"], serde_json::json!([]), "{v}");
@@ -383,7 +387,7 @@ fn pulled_events_with_optional_fields_null_or_absent_are_written_and_visible() {
     );
     assert!(repo.sk(&["events", "verify"]).status.success());
     // A second sync pulls nothing new and still skips nothing.
-    let (code, v) = sync_json(&repo, &[]);
+    let (code, v) = sync_json_checked(&repo, &[]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["pulled"]["written"], 0, "{v}");
 }
@@ -436,7 +440,7 @@ fn a_pulled_event_that_cannot_be_stored_is_reported_and_skipped_never_written() 
     let repo = repo_for(&server);
     emit_n(&repo, 1);
     login(&repo, "alice");
-    let (code, v) = sync_json(&repo, &[]);
+    let (code, v) = sync_json_checked(&repo, &[]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["pulled"]["written"], 1, "{v}");
     let skipped = v["pulled"]["skipped"].as_array().unwrap();

@@ -33,7 +33,7 @@ fn given_50_events_recorded_offline_one_sync_now_puts_all_on_the_server() {
     assert_eq!(on_server, ids.iter().cloned().collect::<HashSet<_>>());
     assert_eq!(pending(&repo), 0);
 
-    let (code, again) = sync_json(&repo, &[]);
+    let (code, again) = sync_json_checked(&repo, &[]);
     assert_eq!(code, 0, "{again}");
     assert_eq!(again["pending_before"], 0, "{again}");
     assert_eq!(again["pushed"]["batches"], 0, "{again}");
@@ -99,11 +99,15 @@ fn given_the_server_is_down_nothing_is_lost_and_no_retry_count_rises() {
     assert_eq!(pending(&repo), 5);
     let status = status_json(&repo);
     assert_eq!(status["rejected"], 0, "{status}");
+    // `sync status` agrees with `sync now --json`: pending unchanged, no retry count raised.
+    let (code, v) = sync_json_checked(&repo, &[]);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(v["pushed"]["stop"]["category"], "unreachable", "{v}");
 
     let server = server.restart();
     point_at(&repo, &server.url);
     login(&repo, "alice");
-    let (code, v) = sync_json(&repo, &[]);
+    let (code, v) = sync_json_checked(&repo, &[]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["pushed"]["settled"], 5, "{v}");
     let on_server: HashSet<String> = server_ids(&server, "alice").into_iter().collect();
@@ -163,7 +167,7 @@ fn a_teammates_events_are_pulled_and_shown_and_other_teams_see_nothing() {
         &["clone", "-q", first.root.to_str().unwrap(), "repo"],
     );
     login(&second, "bob");
-    let (code, v) = sync_json(&second, &[]);
+    let (code, v) = sync_json_checked(&second, &[]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["pulled"]["written"], 6, "{v}");
     let log = second.sk_ok(&["events", "log", "--json", "-n", "100"]);

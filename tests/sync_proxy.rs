@@ -184,7 +184,7 @@ fn dropped_connections_delays_500_429_and_413_lose_nothing_and_charge_nothing() 
     point_at(&repo, &proxy.url);
     login(&repo, "alice");
 
-    let (code, v) = sync_json(&repo, &[]);
+    let (code, v) = sync_json_checked(&repo, &[]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["pushed"]["settled"], 1500, "{v}");
     assert!(
@@ -239,7 +239,7 @@ fn a_crash_between_the_servers_answer_and_the_ref_update_is_healed_by_duplicates
     assert_eq!(first_batch.len(), 1000, "the server stored the first batch");
     assert_eq!(pending(&repo), 1500, "the sync-state ref did not move");
 
-    let (code, v) = sync_json(&repo, &[]);
+    let (code, v) = sync_json_checked(&repo, &[]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["pending_before"], 1500, "{v}");
     assert_eq!(v["pushed"]["settled"], 1500, "each event settled once: {v}");

@@ -172,3 +172,61 @@ pub fn append_n(root: &Path, n: usize, team_of: impl Fn(usize) -> &'static str) 
     }
     ids
 }
+
+/// `sync now --json` with `sync status --json` read before and after, asserting that the
+/// status tells the same story as the run (see [`assert_status_agrees`]).
+pub fn sync_json_checked(repo: &TestRepo, extra: &[&str]) -> (i32, Value) {
+    let before = status_json(repo);
+    let (code, now) = sync_json(repo, extra);
+    assert_status_agrees(&before, &now, &status_json(repo));
+    (code, now)
+}
+
+/// `sync status` is computed from the refs `sync now` reads, so after a run it must agree with
+/// the run's summary `now` (and with the status `before` it, where nothing was sent):
+/// * pending = the run's `pending_after` (rejected ones included), and before it, the run's
+///   `pending_before`;
+/// * a push that ran to its end answered every pending event, so the rejected count and the
+///   oldest rejection's error are the run's;
+/// * a run that could send nothing (exit 2: server down, session expired) left every sync-state
+///   ref alone: the same chains, rejections, retry counts (the last sync record is unchanged)
+///   and pending count as before.
+pub fn assert_status_agrees(before: &Value, now: &Value, after: &Value) {
+    let story = || format!("before: {before}\nsync now: {now}\nafter: {after}");
+    // A run refused before it started (no summary on stdout, e.g. the session expired during
+    // the preflight) sent nothing either.
+    let refused = now.get("unparsed_stdout").is_some();
+    if !refused {
+        assert_eq!(after["pending"], now["pending_after"], "{}", story());
+        assert_eq!(before["pending"], now["pending_before"], "{}", story());
+        let rejected = now["pushed"]["rejected"]
+            .as_array()
+            .expect("pushed.rejected");
+        let pushed_to_the_end = now["pushed"]["stop"].is_null() && now["pushed"]["left"] == 0;
+        if pushed_to_the_end && now["pending_before"].as_u64() > Some(0) {
+            assert_eq!(after["rejected"], rejected.len(), "{}", story());
+            let oldest = rejected.first().map(|r| r["error"].clone());
+            assert_eq!(
+                after["oldest_rejection_error"],
+                oldest.unwrap_or(Value::Null),
+                "{}",
+                story()
+            );
+        }
+    }
+    if refused || now["exit_code"] == 2 {
+        for key in [
+            "pending",
+            "rejected",
+            "oldest_rejection_error",
+            "chains",
+            "last_sync",
+        ] {
+            assert_eq!(after[key], before[key], "{key} changed: {}", story());
+        }
+    }
+    if after["pending"] == 0 {
+        assert_eq!(after["rejected"], 0, "{}", story());
+        assert!(after["oldest_pending_timestamp"].is_null(), "{}", story());
+    }
+}
