@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::project::FEATURE;
 use server_common::{NODE, TestServer, status_event};
 use spec_kitty::event::Lane;
 use sync_common::{login, pending, server_ids};
@@ -28,9 +29,9 @@ fn server_with(users: &[(&str, &str)]) -> TestServer {
 }
 
 #[test]
-fn given_a_connected_daemon_an_event_recorded_in_a_worktree_reaches_a_teammate_live() {
+fn given_a_connected_daemon_move_task_in_a_wp_worktree_reaches_a_teammate_live() {
     let server = server_with(&[("alice", "acme"), ("bob", "acme")]);
-    let repo = logged_in_repo(&server.url, "alice", "");
+    let repo = logged_in_project(&server.url, "alice");
     let daemons = Daemons::new(&[&repo]);
     daemons.start(&repo);
     assert!(
@@ -38,20 +39,46 @@ fn given_a_connected_daemon_an_event_recorded_in_a_worktree_reaches_a_teammate_l
         "{}",
         daemon_status(&repo)
     );
-    // The event recorded before the daemon started was sent when it connected.
+    // The events recorded before the daemon started (finalize-tasks) were sent on connect.
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+    repo.sk_ok(&["implement", "WP01"]);
+    let worktree = repo.root.join(".worktrees").join(format!("{FEATURE}-WP01"));
+    assert!(worktree.is_dir(), "implement made the WP's worktree");
     assert!(wait_until(WAIT, || pending(&repo) == 0));
 
     let bob = teammate(&server.url, "bob");
-    let worktree = repo.add_worktree("wp01");
     let start = Instant::now();
-    let id = emit_ok_in(&repo, &worktree, "WP01");
-    let (seen, at) = bob
-        .events
-        .recv_timeout(WAIT)
-        .expect("the teammate sees the event");
+    let out = repo.sk_in(
+        &worktree,
+        &[
+            "agent",
+            "tasks",
+            "move-task",
+            "WP01",
+            "--to",
+            "for_review",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let moved: serde_json::Value = serde_json::from_slice(&out.stdout).expect("move-task json");
+    let id = moved["events"][0]["event_id"]
+        .as_str()
+        .expect("the move's event id")
+        .to_owned();
+    let at = loop {
+        let (seen, at) = bob
+            .events
+            .recv_timeout(WAIT)
+            .expect("the teammate sees the move");
+        if seen == id {
+            break at;
+        }
+    };
     let delay = at.duration_since(start);
-    eprintln!("emit → teammate over WebSocket: {delay:?} (including the emit process)");
-    assert_eq!(seen, id);
+    eprintln!(
+        "move-task in a WP worktree → teammate over WebSocket: {delay:?} (including the move-task process)"
+    );
     assert!(delay < Duration::from_secs(5), "{delay:?}");
     // The ack moved the sync state: nothing pending, the server holds it once.
     assert!(wait_until(WAIT, || pending(&repo) == 0));
@@ -63,7 +90,7 @@ fn given_a_connected_daemon_an_event_recorded_in_a_worktree_reaches_a_teammate_l
         "{status}"
     );
     // Inline connection state for an emitting command (read from the state file).
-    let out = repo.emit_status_in(&repo.root, "WP02", "planned", "doing");
+    let out = repo.emit_status_in(&worktree, "WP02", "planned", "doing");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("[Connected]"),
         "{}",
