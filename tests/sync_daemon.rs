@@ -99,6 +99,91 @@ fn given_a_connected_daemon_move_task_in_a_wp_worktree_reaches_a_teammate_live()
 }
 
 #[test]
+fn a_teammates_move_arrives_live_and_shows_in_status_json_without_sync_now() {
+    let server = server_with(&[("alice", "acme"), ("bob", "acme")]);
+    let alice = logged_in_project(&server.url, "alice");
+    // Bob: a second clone of the same project, with his own daemon. Nobody runs `sync now`.
+    let bob = logged_in_project(&server.url, "bob");
+    let daemons = Daemons::new(&[&alice, &bob]);
+    daemons.start(&alice);
+    assert!(wait_until(WAIT, || daemon_status(&alice)["connection"] == "Connected"));
+    daemons.start(&bob);
+    assert!(wait_until(WAIT, || pending(&bob) == 0));
+    // Bob's finalize-tasks (8 events) reached alice live when his daemon connected.
+    let received = || {
+        daemon_status(&alice)["state"]["received_live"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(WAIT, || received() >= 8),
+        "{}",
+        daemon_status(&alice)
+    );
+    let before = received();
+    assert_eq!(
+        lane_in(&alice, &alice.root, "WP02").as_deref(),
+        Some("planned")
+    );
+
+    let out = bob.sk(&[
+        "agent",
+        "tasks",
+        "move-task",
+        "WP02",
+        "--to",
+        "doing",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let moved: serde_json::Value = serde_json::from_slice(&out.stdout).expect("move-task json");
+    let id = moved["events"][0]["event_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let start = Instant::now();
+    assert!(
+        wait_until(WAIT, || lane_in(&alice, &alice.root, "WP02").as_deref()
+            == Some("doing")),
+        "alice's board shows bob's move: {}",
+        daemon_status(&alice)
+    );
+    eprintln!(
+        "bob's move-task → alice's `status --json`: {:?}",
+        start.elapsed()
+    );
+    // It came over the WebSocket (not a pull) and sits on bob's chain in alice's repository,
+    // synced by definition: nothing for alice to upload.
+    // (The state file is rewritten at most once a second.)
+    assert!(
+        wait_until(WAIT, || received() > before),
+        "{}",
+        daemon_status(&alice)
+    );
+    let bob_node = daemon_status(&bob)["owner"]["node_id"]
+        .as_str()
+        .expect("bob's node")
+        .to_owned();
+    let chain = alice.git(&[
+        "log",
+        "--format=%b",
+        &format!("refs/spec-kitty/events/{bob_node}"),
+    ]);
+    assert!(chain.contains(&id), "{chain}");
+    assert_eq!(pending(&alice), 0);
+    let boards: serde_json::Value =
+        serde_json::from_str(&alice.sk_ok(&["status", "--json"])).expect("status json");
+    let card = boards[0]["work_packages"]
+        .as_array()
+        .expect("cards")
+        .iter()
+        .find(|c| c["wp_id"] == "WP02")
+        .expect("WP02")
+        .clone();
+    assert_eq!(card["lane_source"], "events", "{card}");
+}
+
+#[test]
 fn a_teammates_event_arrives_live_and_is_in_the_log_without_sync_now() {
     let server = server_with(&[("alice", "acme"), ("bob", "acme")]);
     let repo = logged_in_repo(&server.url, "alice", "");

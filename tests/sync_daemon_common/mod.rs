@@ -62,6 +62,18 @@ pub fn logged_in_project(url: &str, user: &str) -> TestRepo {
     repo
 }
 
+/// The lane `spec-kitty status --json` shows for `wp`, run in `dir`.
+pub fn lane_in(repo: &TestRepo, dir: &Path, wp: &str) -> Option<String> {
+    let out = repo.sk_in(dir, &["status", "--json"]);
+    let boards: Value = serde_json::from_slice(&out.stdout).ok()?;
+    boards[0]["work_packages"]
+        .as_array()?
+        .iter()
+        .find(|c| c["wp_id"] == wp)?["lane"]
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// Kills, when dropped, every daemon process it has seen (verified by pid to be a daemon),
 /// and checks that none is left.
 pub struct Daemons {
