@@ -11,6 +11,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::DaemonError;
 use super::identity::Identity;
+use super::inputs::GateInputs;
 use super::logfile::DaemonLog;
 use super::paths::DaemonPaths;
 use super::process;
@@ -66,6 +67,8 @@ pub(super) struct Daemon {
     pub acked: Vec<(String, Answered)>,
     pub last_batch: Option<Instant>,
     pub last_rejected_retry: Instant,
+    /// What the once-a-second gate check compares before it runs the gate.
+    pub gate_inputs: GateInputs,
 }
 
 /// Runs the daemon of the repository containing `dir` until it stops; returns why.
@@ -128,6 +131,8 @@ pub fn run(dir: &Path) -> Result<Exit, DaemonError> {
             "started for {} as {} (team {}), node {}",
             identity.server_url, identity.username, identity.team, identity.node_id
         ));
+        let common_dir = log.common_dir().to_path_buf();
+        let gate_inputs = GateInputs::new(&common_dir, &root);
         let mut daemon = Daemon {
             log,
             root,
@@ -149,6 +154,7 @@ pub fn run(dir: &Path) -> Result<Exit, DaemonError> {
             acked: Vec::new(),
             last_batch: None,
             last_rejected_retry: Instant::now(),
+            gate_inputs,
         };
         daemon.save_state();
         let exit = daemon.main().await;
@@ -292,7 +298,9 @@ impl Daemon {
     }
 
     /// The daemon's side of the egress gate, run every second: idle exit, and the foreground
-    /// identity (configuration, login, sync-state refs) still being the one it runs as.
+    /// identity (configuration, login, sync-state refs) still being the one it runs as. The
+    /// gate itself runs only when one of the files it reads changed (or once a minute), so
+    /// that an idle daemon does next to nothing.
     pub(super) fn should_exit(&mut self) -> Option<Exit> {
         if self.last_activity.elapsed() >= self.settings.idle_exit {
             return Some(Exit::Done(format!(
@@ -300,8 +308,12 @@ impl Daemon {
                 self.settings.idle_exit.as_secs()
             )));
         }
+        let stamps = self.gate_inputs.due()?;
         match self.gate() {
-            Ok(()) => None,
+            Ok(()) => {
+                self.gate_inputs.checked(stamps);
+                None
+            }
             Err(why) => Some(Exit::Refused(why)),
         }
     }
