@@ -377,6 +377,86 @@ fn logging_in_as_another_team_stops_the_daemon_and_it_says_why() {
 }
 
 #[test]
+fn a_refused_refresh_stops_sending_and_the_same_daemon_resumes_after_auth_login() {
+    // Access tokens live one second, so every HTTP call of the daemon refreshes first.
+    let server = TestServer::start(&["--access-lifetime", "1"]);
+    server.add_user("alice", "acme");
+    let proxy = Proxy::start(&server.url);
+    let repo = logged_in_repo(&proxy.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    let pid = daemons.start(&repo);
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+
+    // The refresh token is revoked behind the daemon's back; the next reconnect needs it.
+    let creds: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.home.join(".spec-kitty/credentials")).expect("credentials"),
+    )
+    .expect("json");
+    let refresh = creds["servers"][proxy.url.as_str()]["refresh"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no refresh token stored for {}", proxy.url))
+        .to_owned();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let revoked = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/logout/", server.url))
+        .json(&serde_json::json!({ "refresh": refresh }))
+        .send()
+        .expect("logout");
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    proxy.cut();
+    proxy.restore(None);
+    let waiting = || {
+        let s = daemon_status(&repo);
+        s["connection"] == "Offline"
+            && s["state"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("spec-kitty auth login"))
+    };
+    assert!(wait_until(WAIT, waiting), "{}", daemon_status(&repo));
+    assert_eq!(
+        daemons.running_pid(&repo),
+        Some(pid),
+        "it waits, it does not exit"
+    );
+
+    // It sends nothing meanwhile: a new event stays pending.
+    let id = repo.emit_status_ok("WP05", "planned", "doing");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(pending(&repo) >= 1);
+    assert!(!server_ids(&server, "alice").contains(&id));
+
+    // `auth login` is noticed without a restart: the same daemon drains the queue.
+    login(&repo, "alice");
+    assert!(
+        wait_until(WAIT, || pending(&repo) == 0),
+        "{}",
+        daemon_status(&repo)
+    );
+    assert!(server_ids(&server, "alice").contains(&id));
+    assert_eq!(daemons.running_pid(&repo), Some(pid));
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
+    // Through all of it, no token reached the daemon's log, state or owner record.
+    let creds: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.home.join(".spec-kitty/credentials")).expect("credentials"),
+    )
+    .expect("json");
+    let session = &creds["servers"][proxy.url.as_str()];
+    let tokens = [
+        refresh,
+        session["refresh"].as_str().expect("refresh").to_owned(),
+        session["access"].as_str().expect("access").to_owned(),
+    ];
+    for file in ["daemon.log", "daemon-state.json", "daemon.json"] {
+        let text = std::fs::read_to_string(common_dir(&repo).join("spec-kitty").join(file))
+            .unwrap_or_default();
+        for t in &tokens {
+            assert!(!text.contains(t.as_str()), "a token in {file}");
+        }
+    }
+}
+
+#[test]
 fn clean_removes_orphan_records_and_never_kills_a_live_process_that_is_not_ours() {
     let server = server_with(&[("alice", "acme")]);
     let repo = logged_in_repo(&server.url, "alice", "");

@@ -66,6 +66,11 @@ impl GateInputs {
         self.last = Some((stamps, Instant::now()));
     }
 
+    /// Forgets the last check: the gate is due at the next look.
+    pub fn forget(&mut self) {
+        self.last = None;
+    }
+
     fn stamps(&self) -> Vec<Stamp> {
         self.paths
             .iter()

@@ -20,6 +20,7 @@ use super::wake::SpawnMarker;
 use crate::store::{Answered, EventLog, StoredEvent};
 use crate::sync::SyncError;
 use crate::sync::config::{ClientConfig, DaemonSettings};
+use crate::sync::credentials::CredentialStore;
 use crate::sync::gate::{self, Sender};
 use crate::sync::preflight::preflight;
 use crate::sync::session::Session;
@@ -69,6 +70,9 @@ pub(super) struct Daemon {
     pub last_rejected_retry: Instant,
     /// What the once-a-second gate check compares before it runs the gate.
     pub gate_inputs: GateInputs,
+    /// The server refused the refresh token: nothing is sent until `auth login` (as the same
+    /// identity) writes new credentials, which the gate check notices.
+    pub awaiting_login: bool,
 }
 
 /// Runs the daemon of the repository containing `dir` until it stops; returns why.
@@ -155,6 +159,7 @@ pub fn run(dir: &Path) -> Result<Exit, DaemonError> {
             last_batch: None,
             last_rejected_retry: Instant::now(),
             gate_inputs,
+            awaiting_login: false,
         };
         daemon.save_state();
         let exit = daemon.main().await;
@@ -220,6 +225,13 @@ impl Daemon {
             if let Some(exit) = self.should_exit() {
                 return exit;
             }
+            if self.awaiting_login {
+                if let Err(Interrupt::Exit(exit)) = self.await_login().await {
+                    return exit;
+                }
+                attempt = 0;
+                continue;
+            }
             match self.connect().await {
                 Ok(ws) => {
                     attempt = 0;
@@ -254,10 +266,41 @@ impl Daemon {
         }
     }
 
+    /// The session expired (the server refused the refresh token): send nothing, say so in the
+    /// state, and wait — still answering SIGTERM and the idle exit — until `auth login` writes
+    /// credentials again. The gate check then decides: the same identity resumes here, another
+    /// one stops the daemon.
+    async fn await_login(&mut self) -> Result<(), Interrupt> {
+        self.journal
+            .line("session expired: the server refused the refresh token; waiting for `spec-kitty auth login`");
+        self.state.last_error = Some(
+            "session expired: the server refused the refresh token; run `spec-kitty auth login` \
+             (pending events stay pending; the daemon resumes by itself)"
+                .into(),
+        );
+        self.state_dirty = true;
+        self.set_connection(Connection::Offline);
+        self.save_state();
+        while self.awaiting_login {
+            self.pause(Duration::from_secs(1)).await?;
+        }
+        self.journal.line("logged in again; reconnecting");
+        Ok(())
+    }
+
+    /// Called when a session came back expired.
+    pub(super) fn session_expired(&mut self) {
+        self.awaiting_login = true;
+        self.gate_inputs.forget();
+    }
+
     /// `Offline-BatchMode`: a batch now and every `offline_batch_interval`, until one succeeds.
     async fn offline_batch_mode(&mut self) -> Result<(), Interrupt> {
         self.set_connection(Connection::OfflineBatchMode);
         loop {
+            if self.awaiting_login {
+                return Ok(());
+            }
             match self.batch_all().await {
                 Ok(()) => {
                     self.journal.line("batch succeeded; back to the WebSocket");
@@ -309,13 +352,26 @@ impl Daemon {
             )));
         }
         let stamps = self.gate_inputs.due()?;
+        if self.awaiting_login && !self.logged_in() {
+            self.gate_inputs.checked(stamps);
+            return None;
+        }
         match self.gate() {
             Ok(()) => {
                 self.gate_inputs.checked(stamps);
+                self.awaiting_login = false;
                 None
             }
             Err(why) => Some(Exit::Refused(why)),
         }
+    }
+
+    /// Whether credentials for the daemon's server are stored (read, not checked).
+    fn logged_in(&self) -> bool {
+        CredentialStore::from_env()
+            .ok()
+            .and_then(|s| s.load(&self.identity.server_url).ok().flatten())
+            .is_some()
     }
 
     /// The egress gate for the daemon: the foreground identity (configuration, login and
