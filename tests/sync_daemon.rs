@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::project::FEATURE;
 use server_common::{NODE, TestServer, status_event};
 use spec_kitty::event::Lane;
-use sync_common::{login, pending, server_ids};
+use sync_common::{login, pending, server_ids, sync_json};
 use sync_daemon_common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -125,6 +125,13 @@ fn a_teammates_move_arrives_live_and_shows_in_status_json_without_sync_now() {
         lane_in(&alice, &alice.root, "WP02").as_deref(),
         Some("planned")
     );
+    // Alice watches her board in a terminal meanwhile.
+    let watch = BoardWatch::start(&alice);
+    assert!(
+        watch.wait_for(WAIT, "doing (0)"),
+        "the first board: {}",
+        watch.text()
+    );
 
     let out = bob.sk(&[
         "agent",
@@ -181,6 +188,74 @@ fn a_teammates_move_arrives_live_and_shows_in_status_json_without_sync_now() {
         .expect("WP02")
         .clone();
     assert_eq!(card["lane_source"], "events", "{card}");
+    // `status --watch` redrew the board on its own, and Ctrl-C ends it.
+    assert!(
+        watch.wait_for(WAIT, "doing (1)"),
+        "the redrawn board: {}",
+        watch.text()
+    );
+    watch.interrupt_and_wait();
+}
+
+/// `spec-kitty status --watch` in a repository, its output collected as it comes.
+struct BoardWatch {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl BoardWatch {
+    fn start(repo: &common::TestRepo) -> BoardWatch {
+        use std::io::Read;
+        let mut child = repo
+            .env(Command::new(common::BIN).current_dir(&repo.root))
+            .args(["status", "--watch"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("status --watch");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("out")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        BoardWatch { child, out }
+    }
+
+    fn text(&self) -> String {
+        self.out.lock().expect("out").clone()
+    }
+
+    fn wait_for(&self, timeout: Duration, needle: &str) -> bool {
+        wait_until(timeout, || self.text().contains(needle))
+    }
+
+    /// SIGINT (Ctrl-C), then a bounded wait for the exit.
+    fn interrupt_and_wait(mut self) {
+        // SAFETY: a plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let exited = wait_until(Duration::from_secs(5), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
+        assert!(exited, "status --watch ended on Ctrl-C");
+    }
+}
+
+impl Drop for BoardWatch {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 #[test]
@@ -576,6 +651,30 @@ fn stop_flushes_and_removes_the_records_and_an_idle_daemon_exits_by_itself() {
         "{status}"
     );
     assert!(daemons.wait_all_gone(WAIT));
+}
+
+#[test]
+fn sync_now_works_the_same_while_a_daemon_runs_and_nothing_is_sent_twice() {
+    let server = server_with(&[("alice", "acme")]);
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    let pid = daemons.start(&repo);
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
+    // Events recorded and `sync now` run at once, racing the daemon's live sends.
+    let ids: Vec<String> = (0..5)
+        .map(|i| repo.emit_status_ok(&format!("WP3{i}"), "planned", "doing"))
+        .collect();
+    let (code, summary) = sync_json(&repo, &[]);
+    assert_eq!(code, 0, "{summary}");
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+    let on_server = server_ids(&server, "alice");
+    for id in &ids {
+        assert_eq!(on_server.iter().filter(|s| *s == id).count(), 1, "{id}");
+    }
+    // And again with nothing pending: still exit 0, and the daemon is untouched.
+    let (code, summary) = sync_json(&repo, &[]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(daemons.running_pid(&repo), Some(pid));
 }
 
 #[test]
