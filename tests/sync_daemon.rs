@@ -678,6 +678,43 @@ fn sync_now_works_the_same_while_a_daemon_runs_and_nothing_is_sent_twice() {
 }
 
 #[test]
+fn a_daemon_started_in_a_wp_worktree_runs_in_the_main_checkout_and_outlives_the_worktree() {
+    let server = server_with(&[("alice", "acme")]);
+    let proxy = Proxy::start(&server.url);
+    let repo = logged_in_repo(&proxy.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    let worktree = repo.add_worktree("wp01");
+    let out = repo.sk_in(&worktree, &["sync", "daemon", "start", "--json"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let pid = daemons.running_pid(&repo).expect("started");
+    let root = daemon_status(&repo)["owner"]["root"]
+        .as_str()
+        .expect("root")
+        .to_owned();
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).expect("canonical");
+    assert_eq!(canonical(root.as_ref()), canonical(&repo.root));
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+
+    // The worktree goes (as after a merge); a reconnect needs the repository again.
+    repo.git(&[
+        "worktree",
+        "remove",
+        "--force",
+        worktree.to_str().expect("utf8"),
+    ]);
+    proxy.cut();
+    proxy.restore(None);
+    let id = repo.emit_status_ok("WP01", "planned", "doing");
+    assert!(
+        wait_until(WAIT, || pending(&repo) == 0),
+        "{}",
+        daemon_status(&repo)
+    );
+    assert!(server_ids(&server, "alice").contains(&id));
+    assert_eq!(daemons.running_pid(&repo), Some(pid));
+}
+
+#[test]
 fn the_test_harness_never_starts_a_daemon_by_itself() {
     let server = server_with(&[("alice", "acme")]);
     let repo = logged_in_repo(&server.url, "alice", "");
