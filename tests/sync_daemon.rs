@@ -715,6 +715,28 @@ fn a_daemon_started_in_a_wp_worktree_runs_in_the_main_checkout_and_outlives_the_
 }
 
 #[test]
+fn the_daemon_answers_the_servers_pings_and_keeps_its_connection() {
+    // Pings every 100 ms: two unanswered ones would close the connection within 300 ms.
+    let server = TestServer::start(&["--ws-ping-interval-ms", "100"]);
+    server.add_user("alice", "acme");
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    daemons.start(&repo);
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
+    let since = daemon_status(&repo)["state"]["since"].clone();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = daemon_status(&repo);
+    assert_eq!(status["connection"], "Connected", "{status}");
+    assert_eq!(
+        status["state"]["since"], since,
+        "never reconnected: {status}"
+    );
+    let id = repo.emit_status_ok("WP01", "planned", "doing");
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+    assert!(server_ids(&server, "alice").contains(&id));
+}
+
+#[test]
 fn the_test_harness_never_starts_a_daemon_by_itself() {
     let server = server_with(&[("alice", "acme")]);
     let repo = logged_in_repo(&server.url, "alice", "");
