@@ -7,7 +7,8 @@
 //!    the process starts to the teammate's `event` frame (p50 / p99 / max);
 //! 2. the cost the daemon adds to `events emit` and to a hooked `git commit`: the same
 //!    commands with no daemon, with a running one, and with none again, in one run (medians);
-//! 3. the idle daemon: RSS and CPU time consumed over an idle period (from /proc).
+//! 3. the idle daemon: CPU time (utime + stime from /proc/<pid>/stat) consumed over an idle
+//!    period, and VmRSS before / after and VmHWM (peak) from /proc/<pid>/status.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -91,20 +92,22 @@ fn commit_cmd(repo: &TestRepo) -> Command {
     cmd
 }
 
-/// (utime + stime in clock ticks, VmRSS in KiB) of `pid`.
-fn cpu_and_rss(pid: u32) -> (u64, u64) {
+/// (utime + stime in clock ticks, VmRSS in KiB, VmHWM in KiB) of `pid`.
+fn cpu_and_rss(pid: u32) -> (u64, u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
         + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    (ticks, rss)
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (ticks, kib("VmRSS:"), kib("VmHWM:"))
 }
 
 fn main() {
@@ -167,9 +170,9 @@ fn main() {
         || sync_common::pending(&repo) == 0
     ));
     std::thread::sleep(Duration::from_secs(2));
-    let (cpu0, _) = cpu_and_rss(pid);
+    let (cpu0, rss0, _) = cpu_and_rss(pid);
     std::thread::sleep(Duration::from_secs(idle_secs));
-    let (cpu1, rss) = cpu_and_rss(pid);
+    let (cpu1, rss, hwm) = cpu_and_rss(pid);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
 
@@ -203,9 +206,12 @@ fn main() {
         println!("hooked `git commit`: hooks install failed, not measured");
     }
     println!(
-        "idle daemon over {idle_secs} s: CPU {:.3} s, RSS {:.1} MB",
+        "idle daemon over {idle_secs} s: CPU {:.3} s ({} ticks of 1/{hz} s); VmRSS {:.1} MB at the start, {:.1} MB at the end; VmHWM (peak, 1000 events sent included) {:.1} MB",
         (cpu1.saturating_sub(cpu0)) as f64 / hz,
-        rss as f64 / 1024.0
+        cpu1.saturating_sub(cpu0),
+        rss0 as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
     );
     drop(bob);
     drop(daemons);

@@ -12,9 +12,10 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::project::FEATURE;
 use server_common::{NODE, TestServer, status_event};
 use spec_kitty::event::Lane;
-use sync_common::{login, pending, server_ids};
+use sync_common::{login, pending, server_ids, sync_json};
 use sync_daemon_common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -28,9 +29,9 @@ fn server_with(users: &[(&str, &str)]) -> TestServer {
 }
 
 #[test]
-fn given_a_connected_daemon_an_event_recorded_in_a_worktree_reaches_a_teammate_live() {
+fn given_a_connected_daemon_move_task_in_a_wp_worktree_reaches_a_teammate_live() {
     let server = server_with(&[("alice", "acme"), ("bob", "acme")]);
-    let repo = logged_in_repo(&server.url, "alice", "");
+    let repo = logged_in_project(&server.url, "alice");
     let daemons = Daemons::new(&[&repo]);
     daemons.start(&repo);
     assert!(
@@ -38,20 +39,46 @@ fn given_a_connected_daemon_an_event_recorded_in_a_worktree_reaches_a_teammate_l
         "{}",
         daemon_status(&repo)
     );
-    // The event recorded before the daemon started was sent when it connected.
+    // The events recorded before the daemon started (finalize-tasks) were sent on connect.
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+    repo.sk_ok(&["implement", "WP01"]);
+    let worktree = repo.root.join(".worktrees").join(format!("{FEATURE}-WP01"));
+    assert!(worktree.is_dir(), "implement made the WP's worktree");
     assert!(wait_until(WAIT, || pending(&repo) == 0));
 
     let bob = teammate(&server.url, "bob");
-    let worktree = repo.add_worktree("wp01");
     let start = Instant::now();
-    let id = emit_ok_in(&repo, &worktree, "WP01");
-    let (seen, at) = bob
-        .events
-        .recv_timeout(WAIT)
-        .expect("the teammate sees the event");
+    let out = repo.sk_in(
+        &worktree,
+        &[
+            "agent",
+            "tasks",
+            "move-task",
+            "WP01",
+            "--to",
+            "for_review",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let moved: serde_json::Value = serde_json::from_slice(&out.stdout).expect("move-task json");
+    let id = moved["events"][0]["event_id"]
+        .as_str()
+        .expect("the move's event id")
+        .to_owned();
+    let at = loop {
+        let (seen, at) = bob
+            .events
+            .recv_timeout(WAIT)
+            .expect("the teammate sees the move");
+        if seen == id {
+            break at;
+        }
+    };
     let delay = at.duration_since(start);
-    eprintln!("emit → teammate over WebSocket: {delay:?} (including the emit process)");
-    assert_eq!(seen, id);
+    eprintln!(
+        "move-task in a WP worktree → teammate over WebSocket: {delay:?} (including the move-task process)"
+    );
     assert!(delay < Duration::from_secs(5), "{delay:?}");
     // The ack moved the sync state: nothing pending, the server holds it once.
     assert!(wait_until(WAIT, || pending(&repo) == 0));
@@ -63,12 +90,172 @@ fn given_a_connected_daemon_an_event_recorded_in_a_worktree_reaches_a_teammate_l
         "{status}"
     );
     // Inline connection state for an emitting command (read from the state file).
-    let out = repo.emit_status_in(&repo.root, "WP02", "planned", "doing");
+    let out = repo.emit_status_in(&worktree, "WP02", "planned", "doing");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("[Connected]"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_teammates_move_arrives_live_and_shows_in_status_json_without_sync_now() {
+    let server = server_with(&[("alice", "acme"), ("bob", "acme")]);
+    let alice = logged_in_project(&server.url, "alice");
+    // Bob: a second clone of the same project, with his own daemon. Nobody runs `sync now`.
+    let bob = logged_in_project(&server.url, "bob");
+    let daemons = Daemons::new(&[&alice, &bob]);
+    daemons.start(&alice);
+    assert!(wait_until(WAIT, || daemon_status(&alice)["connection"] == "Connected"));
+    daemons.start(&bob);
+    assert!(wait_until(WAIT, || pending(&bob) == 0));
+    // Bob's finalize-tasks (8 events) reached alice live when his daemon connected.
+    let received = || {
+        daemon_status(&alice)["state"]["received_live"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(WAIT, || received() >= 8),
+        "{}",
+        daemon_status(&alice)
+    );
+    let before = received();
+    assert_eq!(
+        lane_in(&alice, &alice.root, "WP02").as_deref(),
+        Some("planned")
+    );
+    // Alice watches her board in a terminal meanwhile.
+    let watch = BoardWatch::start(&alice);
+    assert!(
+        watch.wait_for(WAIT, "doing (0)"),
+        "the first board: {}",
+        watch.text()
+    );
+
+    let out = bob.sk(&[
+        "agent",
+        "tasks",
+        "move-task",
+        "WP02",
+        "--to",
+        "doing",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let moved: serde_json::Value = serde_json::from_slice(&out.stdout).expect("move-task json");
+    let id = moved["events"][0]["event_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let start = Instant::now();
+    assert!(
+        wait_until(WAIT, || lane_in(&alice, &alice.root, "WP02").as_deref()
+            == Some("doing")),
+        "alice's board shows bob's move: {}",
+        daemon_status(&alice)
+    );
+    eprintln!(
+        "bob's move-task → alice's `status --json`: {:?}",
+        start.elapsed()
+    );
+    // It came over the WebSocket (not a pull) and sits on bob's chain in alice's repository,
+    // synced by definition: nothing for alice to upload.
+    // (The state file is rewritten at most once a second.)
+    assert!(
+        wait_until(WAIT, || received() > before),
+        "{}",
+        daemon_status(&alice)
+    );
+    let bob_node = daemon_status(&bob)["owner"]["node_id"]
+        .as_str()
+        .expect("bob's node")
+        .to_owned();
+    let chain = alice.git(&[
+        "log",
+        "--format=%b",
+        &format!("refs/spec-kitty/events/{bob_node}"),
+    ]);
+    assert!(chain.contains(&id), "{chain}");
+    assert_eq!(pending(&alice), 0);
+    let boards: serde_json::Value =
+        serde_json::from_str(&alice.sk_ok(&["status", "--json"])).expect("status json");
+    let card = boards[0]["work_packages"]
+        .as_array()
+        .expect("cards")
+        .iter()
+        .find(|c| c["wp_id"] == "WP02")
+        .expect("WP02")
+        .clone();
+    assert_eq!(card["lane_source"], "events", "{card}");
+    // `status --watch` redrew the board on its own, and Ctrl-C ends it.
+    assert!(
+        watch.wait_for(WAIT, "doing (1)"),
+        "the redrawn board: {}",
+        watch.text()
+    );
+    watch.interrupt_and_wait();
+}
+
+/// `spec-kitty status --watch` in a repository, its output collected as it comes.
+struct BoardWatch {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl BoardWatch {
+    fn start(repo: &common::TestRepo) -> BoardWatch {
+        use std::io::Read;
+        let mut child = repo
+            .env(Command::new(common::BIN).current_dir(&repo.root))
+            .args(["status", "--watch"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("status --watch");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("out")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        BoardWatch { child, out }
+    }
+
+    fn text(&self) -> String {
+        self.out.lock().expect("out").clone()
+    }
+
+    fn wait_for(&self, timeout: Duration, needle: &str) -> bool {
+        wait_until(timeout, || self.text().contains(needle))
+    }
+
+    /// SIGINT (Ctrl-C), then a bounded wait for the exit.
+    fn interrupt_and_wait(mut self) {
+        // SAFETY: a plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let exited = wait_until(Duration::from_secs(5), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
+        assert!(exited, "status --watch ended on Ctrl-C");
+    }
+}
+
+impl Drop for BoardWatch {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 #[test]
@@ -265,6 +452,86 @@ fn logging_in_as_another_team_stops_the_daemon_and_it_says_why() {
 }
 
 #[test]
+fn a_refused_refresh_stops_sending_and_the_same_daemon_resumes_after_auth_login() {
+    // Access tokens live one second, so every HTTP call of the daemon refreshes first.
+    let server = TestServer::start(&["--access-lifetime", "1"]);
+    server.add_user("alice", "acme");
+    let proxy = Proxy::start(&server.url);
+    let repo = logged_in_repo(&proxy.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    let pid = daemons.start(&repo);
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+
+    // The refresh token is revoked behind the daemon's back; the next reconnect needs it.
+    let creds: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.home.join(".spec-kitty/credentials")).expect("credentials"),
+    )
+    .expect("json");
+    let refresh = creds["servers"][proxy.url.as_str()]["refresh"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no refresh token stored for {}", proxy.url))
+        .to_owned();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let revoked = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/logout/", server.url))
+        .json(&serde_json::json!({ "refresh": refresh }))
+        .send()
+        .expect("logout");
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    proxy.cut();
+    proxy.restore(None);
+    let waiting = || {
+        let s = daemon_status(&repo);
+        s["connection"] == "Offline"
+            && s["state"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("spec-kitty auth login"))
+    };
+    assert!(wait_until(WAIT, waiting), "{}", daemon_status(&repo));
+    assert_eq!(
+        daemons.running_pid(&repo),
+        Some(pid),
+        "it waits, it does not exit"
+    );
+
+    // It sends nothing meanwhile: a new event stays pending.
+    let id = repo.emit_status_ok("WP05", "planned", "doing");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(pending(&repo) >= 1);
+    assert!(!server_ids(&server, "alice").contains(&id));
+
+    // `auth login` is noticed without a restart: the same daemon drains the queue.
+    login(&repo, "alice");
+    assert!(
+        wait_until(WAIT, || pending(&repo) == 0),
+        "{}",
+        daemon_status(&repo)
+    );
+    assert!(server_ids(&server, "alice").contains(&id));
+    assert_eq!(daemons.running_pid(&repo), Some(pid));
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
+    // Through all of it, no token reached the daemon's log, state or owner record.
+    let creds: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.home.join(".spec-kitty/credentials")).expect("credentials"),
+    )
+    .expect("json");
+    let session = &creds["servers"][proxy.url.as_str()];
+    let tokens = [
+        refresh,
+        session["refresh"].as_str().expect("refresh").to_owned(),
+        session["access"].as_str().expect("access").to_owned(),
+    ];
+    for file in ["daemon.log", "daemon-state.json", "daemon.json"] {
+        let text = std::fs::read_to_string(common_dir(&repo).join("spec-kitty").join(file))
+            .unwrap_or_default();
+        for t in &tokens {
+            assert!(!text.contains(t.as_str()), "a token in {file}");
+        }
+    }
+}
+
+#[test]
 fn clean_removes_orphan_records_and_never_kills_a_live_process_that_is_not_ours() {
     let server = server_with(&[("alice", "acme")]);
     let repo = logged_in_repo(&server.url, "alice", "");
@@ -384,6 +651,89 @@ fn stop_flushes_and_removes_the_records_and_an_idle_daemon_exits_by_itself() {
         "{status}"
     );
     assert!(daemons.wait_all_gone(WAIT));
+}
+
+#[test]
+fn sync_now_works_the_same_while_a_daemon_runs_and_nothing_is_sent_twice() {
+    let server = server_with(&[("alice", "acme")]);
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    let pid = daemons.start(&repo);
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
+    // Events recorded and `sync now` run at once, racing the daemon's live sends.
+    let ids: Vec<String> = (0..5)
+        .map(|i| repo.emit_status_ok(&format!("WP3{i}"), "planned", "doing"))
+        .collect();
+    let (code, summary) = sync_json(&repo, &[]);
+    assert_eq!(code, 0, "{summary}");
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+    let on_server = server_ids(&server, "alice");
+    for id in &ids {
+        assert_eq!(on_server.iter().filter(|s| *s == id).count(), 1, "{id}");
+    }
+    // And again with nothing pending: still exit 0, and the daemon is untouched.
+    let (code, summary) = sync_json(&repo, &[]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(daemons.running_pid(&repo), Some(pid));
+}
+
+#[test]
+fn a_daemon_started_in_a_wp_worktree_runs_in_the_main_checkout_and_outlives_the_worktree() {
+    let server = server_with(&[("alice", "acme")]);
+    let proxy = Proxy::start(&server.url);
+    let repo = logged_in_repo(&proxy.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    let worktree = repo.add_worktree("wp01");
+    let out = repo.sk_in(&worktree, &["sync", "daemon", "start", "--json"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let pid = daemons.running_pid(&repo).expect("started");
+    let root = daemon_status(&repo)["owner"]["root"]
+        .as_str()
+        .expect("root")
+        .to_owned();
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).expect("canonical");
+    assert_eq!(canonical(root.as_ref()), canonical(&repo.root));
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+
+    // The worktree goes (as after a merge); a reconnect needs the repository again.
+    repo.git(&[
+        "worktree",
+        "remove",
+        "--force",
+        worktree.to_str().expect("utf8"),
+    ]);
+    proxy.cut();
+    proxy.restore(None);
+    let id = repo.emit_status_ok("WP01", "planned", "doing");
+    assert!(
+        wait_until(WAIT, || pending(&repo) == 0),
+        "{}",
+        daemon_status(&repo)
+    );
+    assert!(server_ids(&server, "alice").contains(&id));
+    assert_eq!(daemons.running_pid(&repo), Some(pid));
+}
+
+#[test]
+fn the_daemon_answers_the_servers_pings_and_keeps_its_connection() {
+    // Pings every 100 ms: two unanswered ones would close the connection within 300 ms.
+    let server = TestServer::start(&["--ws-ping-interval-ms", "100"]);
+    server.add_user("alice", "acme");
+    let repo = logged_in_repo(&server.url, "alice", "");
+    let daemons = Daemons::new(&[&repo]);
+    daemons.start(&repo);
+    assert!(wait_until(WAIT, || daemon_status(&repo)["connection"] == "Connected"));
+    let since = daemon_status(&repo)["state"]["since"].clone();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = daemon_status(&repo);
+    assert_eq!(status["connection"], "Connected", "{status}");
+    assert_eq!(
+        status["state"]["since"], since,
+        "never reconnected: {status}"
+    );
+    let id = repo.emit_status_ok("WP01", "planned", "doing");
+    assert!(wait_until(WAIT, || pending(&repo) == 0));
+    assert!(server_ids(&server, "alice").contains(&id));
 }
 
 #[test]

@@ -105,6 +105,9 @@ pub struct Session {
     pub http: Http,
     store: CredentialStore,
     creds: Credentials,
+    /// Set once the server refused the refresh token (the session is over; the credentials
+    /// were deleted): a long-lived holder (the daemon) waits for `auth login` on seeing it.
+    expired: bool,
 }
 
 impl Session {
@@ -121,11 +124,17 @@ impl Session {
             http: Http::new(url, timeout)?,
             store,
             creds,
+            expired: false,
         })
     }
 
     pub fn credentials(&self) -> &Credentials {
         &self.creds
+    }
+
+    /// Whether the server refused this session's refresh token (see [`SyncError::SessionExpired`]).
+    pub fn expired(&self) -> bool {
+        self.expired
     }
 
     /// A current access token, refreshed first when it is about to expire.
@@ -174,6 +183,7 @@ impl Session {
             Reply::Unauthorized => {
                 // The refresh token is expired, revoked or reused: this session is over.
                 let _ = self.store.delete(&url);
+                self.expired = true;
                 Err(SyncError::SessionExpired { server: url })
             }
             Reply::Transient { reason, .. } => Err(unreachable(&self.http, reason)),

@@ -45,6 +45,35 @@ pub fn logged_in_repo(url: &str, user: &str, extra_config: &str) -> TestRepo {
     repo
 }
 
+/// A repository holding the fixture spec-kitty project (feature
+/// `common::project::FEATURE`, WP01–WP07), its tasks finalized (FeatureCreated + 7 WPCreated
+/// recorded), logged in as `user` on `url`. Two of them are two clones of one project: same
+/// project uuid, different nodes.
+pub fn logged_in_project(url: &str, user: &str) -> TestRepo {
+    let repo = TestRepo::new();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/workflow-project");
+    crate::common::project::copy_dir(&fixture, &repo.root);
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "the fixture project"]);
+    repo.write_config(&fast_config(url, ""));
+    repo.sk_ok(&["init", "--no-hooks"]);
+    repo.sk_ok(&["agent", "feature", "finalize-tasks"]);
+    login(&repo, user);
+    repo
+}
+
+/// The lane `spec-kitty status --json` shows for `wp`, run in `dir`.
+pub fn lane_in(repo: &TestRepo, dir: &Path, wp: &str) -> Option<String> {
+    let out = repo.sk_in(dir, &["status", "--json"]);
+    let boards: Value = serde_json::from_slice(&out.stdout).ok()?;
+    boards[0]["work_packages"]
+        .as_array()?
+        .iter()
+        .find(|c| c["wp_id"] == wp)?["lane"]
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// Kills, when dropped, every daemon process it has seen (verified by pid to be a daemon),
 /// and checks that none is left.
 pub struct Daemons {
@@ -348,17 +377,6 @@ fn copy(mut from: TcpStream, mut to: TcpStream) {
     }
     let _ = to.shutdown(Shutdown::Both);
     let _ = from.shutdown(Shutdown::Both);
-}
-
-/// `events emit` of WP `wp` planned → doing in `dir`, asserting success; the event id.
-pub fn emit_ok_in(repo: &TestRepo, dir: &Path, wp: &str) -> String {
-    let out = repo.emit_status_in(dir, wp, "planned", "doing");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// The common git dir of a repository made by the harness.

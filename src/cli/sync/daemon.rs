@@ -34,7 +34,8 @@ pub struct DaemonArgs {
 
 #[derive(Debug, Subcommand)]
 enum DaemonCommand {
-    /// Start the daemon (when one runs already, say so and exit 0).
+    /// Start the daemon, in the main checkout from any worktree (when one runs already, say so
+    /// and exit 0).
     Start(JsonArg),
     /// Stop it: SIGTERM; it records the acks it is waiting for (≤ 5 s) and exits.
     Stop(JsonArg),
@@ -59,11 +60,10 @@ pub fn run(dir: &Path, a: DaemonArgs) -> miette::Result<ExitCode> {
     let common = log.common_dir().to_path_buf();
     match a.command {
         DaemonCommand::Start(j) => {
-            let root = log
-                .repo()
-                .workdir()
-                .map(Path::to_path_buf)
-                .or_else(|| main_worktree_root(&common))
+            // The main checkout, as when the emit path starts it: a WP worktree the daemon
+            // was started from may be removed while it runs.
+            let root = main_worktree_root(&common)
+                .or_else(|| log.repo().workdir().map(Path::to_path_buf))
                 .unwrap_or_else(|| dir.to_path_buf());
             drop(log);
             let started = control::start(&common, &root, Duration::from_secs(15))?;

@@ -49,12 +49,18 @@ impl Daemon {
             gate::clear_to_send(&log, &config, Sender::Daemon(&identity))
                 .map_err(|e| format!("refused to send: {e}"))?;
             let out = f(&mut session, &log);
-            Ok::<_, String>((session, out))
+            // An expired session is dropped here, off the async thread.
+            let expired = session.expired();
+            Ok::<_, String>(((!expired).then_some(session), out))
         })
         .await;
         match joined {
-            Ok(Ok((session, out))) => {
+            Ok(Ok((Some(session), out))) => {
                 self.session = Some(session);
+                Ok(out)
+            }
+            Ok(Ok((None, out))) => {
+                self.session_expired();
                 Ok(out)
             }
             Ok(Err(e)) => Err(e),

@@ -93,6 +93,10 @@ impl Daemon {
                         let _ = sink.close().await;
                         return Err(Interrupt::Exit(exit));
                     }
+                    if self.awaiting_login {
+                        let _ = sink.close().await;
+                        return Ok(self.lost("the session expired".into()));
+                    }
                     self.save_state();
                 }
                 Happening::Term => {

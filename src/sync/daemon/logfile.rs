@@ -40,3 +40,29 @@ impl DaemonLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_is_rotated_past_its_cap_and_one_previous_file_is_kept() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("daemon.log");
+        let log = DaemonLog {
+            path: path.clone(),
+            max_bytes: 200,
+        };
+        for i in 0..40 {
+            log.line(&format!("line {i}"));
+        }
+        let current = std::fs::read_to_string(&path).expect("log");
+        let previous = std::fs::read_to_string(path.with_extension("log.1")).expect("log.1");
+        // Each file stays within the cap plus one line; nothing beyond one previous file.
+        assert!(current.len() < 200 + 80, "{}", current.len());
+        assert!(previous.len() < 200 + 80, "{}", previous.len());
+        assert!(current.contains("line 39"));
+        let files = std::fs::read_dir(tmp.path()).expect("dir").count();
+        assert_eq!(files, 2);
+    }
+}

@@ -11,6 +11,7 @@
 //!   connection state.
 //! * [`control`]: `start`, `stop`, `status`, `clean`, as the foreground sees them.
 //! * [`identity`]: who sends; the gate compares the foreground's with the daemon's.
+//! * [`inputs`]: the files the gate reads, so that the daemon re-runs it only when they change.
 //! * [`run`] (setup and teardown), [`link`] (the WebSocket), [`live`] (the connected loop),
 //!   [`egress`] (batch, pull and acks through the session): the daemon process itself, the only
 //!   async code of the client.
@@ -18,6 +19,7 @@
 pub mod control;
 mod egress;
 pub mod identity;
+mod inputs;
 mod link;
 mod live;
 pub mod logfile;

@@ -11,6 +11,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::DaemonError;
 use super::identity::Identity;
+use super::inputs::GateInputs;
 use super::logfile::DaemonLog;
 use super::paths::DaemonPaths;
 use super::process;
@@ -19,6 +20,7 @@ use super::wake::SpawnMarker;
 use crate::store::{Answered, EventLog, StoredEvent};
 use crate::sync::SyncError;
 use crate::sync::config::{ClientConfig, DaemonSettings};
+use crate::sync::credentials::CredentialStore;
 use crate::sync::gate::{self, Sender};
 use crate::sync::preflight::preflight;
 use crate::sync::session::Session;
@@ -66,6 +68,11 @@ pub(super) struct Daemon {
     pub acked: Vec<(String, Answered)>,
     pub last_batch: Option<Instant>,
     pub last_rejected_retry: Instant,
+    /// What the once-a-second gate check compares before it runs the gate.
+    pub gate_inputs: GateInputs,
+    /// The server refused the refresh token: nothing is sent until `auth login` (as the same
+    /// identity) writes new credentials, which the gate check notices.
+    pub awaiting_login: bool,
 }
 
 /// Runs the daemon of the repository containing `dir` until it stops; returns why.
@@ -128,6 +135,8 @@ pub fn run(dir: &Path) -> Result<Exit, DaemonError> {
             "started for {} as {} (team {}), node {}",
             identity.server_url, identity.username, identity.team, identity.node_id
         ));
+        let common_dir = log.common_dir().to_path_buf();
+        let gate_inputs = GateInputs::new(&common_dir, &root);
         let mut daemon = Daemon {
             log,
             root,
@@ -149,6 +158,8 @@ pub fn run(dir: &Path) -> Result<Exit, DaemonError> {
             acked: Vec::new(),
             last_batch: None,
             last_rejected_retry: Instant::now(),
+            gate_inputs,
+            awaiting_login: false,
         };
         daemon.save_state();
         let exit = daemon.main().await;
@@ -214,6 +225,13 @@ impl Daemon {
             if let Some(exit) = self.should_exit() {
                 return exit;
             }
+            if self.awaiting_login {
+                if let Err(Interrupt::Exit(exit)) = self.await_login().await {
+                    return exit;
+                }
+                attempt = 0;
+                continue;
+            }
             match self.connect().await {
                 Ok(ws) => {
                     attempt = 0;
@@ -248,10 +266,41 @@ impl Daemon {
         }
     }
 
+    /// The session expired (the server refused the refresh token): send nothing, say so in the
+    /// state, and wait — still answering SIGTERM and the idle exit — until `auth login` writes
+    /// credentials again. The gate check then decides: the same identity resumes here, another
+    /// one stops the daemon.
+    async fn await_login(&mut self) -> Result<(), Interrupt> {
+        self.journal
+            .line("session expired: the server refused the refresh token; waiting for `spec-kitty auth login`");
+        self.state.last_error = Some(
+            "session expired: the server refused the refresh token; run `spec-kitty auth login` \
+             (pending events stay pending; the daemon resumes by itself)"
+                .into(),
+        );
+        self.state_dirty = true;
+        self.set_connection(Connection::Offline);
+        self.save_state();
+        while self.awaiting_login {
+            self.pause(Duration::from_secs(1)).await?;
+        }
+        self.journal.line("logged in again; reconnecting");
+        Ok(())
+    }
+
+    /// Called when a session came back expired.
+    pub(super) fn session_expired(&mut self) {
+        self.awaiting_login = true;
+        self.gate_inputs.forget();
+    }
+
     /// `Offline-BatchMode`: a batch now and every `offline_batch_interval`, until one succeeds.
     async fn offline_batch_mode(&mut self) -> Result<(), Interrupt> {
         self.set_connection(Connection::OfflineBatchMode);
         loop {
+            if self.awaiting_login {
+                return Ok(());
+            }
             match self.batch_all().await {
                 Ok(()) => {
                     self.journal.line("batch succeeded; back to the WebSocket");
@@ -292,7 +341,9 @@ impl Daemon {
     }
 
     /// The daemon's side of the egress gate, run every second: idle exit, and the foreground
-    /// identity (configuration, login, sync-state refs) still being the one it runs as.
+    /// identity (configuration, login, sync-state refs) still being the one it runs as. The
+    /// gate itself runs only when one of the files it reads changed (or once a minute), so
+    /// that an idle daemon does next to nothing.
     pub(super) fn should_exit(&mut self) -> Option<Exit> {
         if self.last_activity.elapsed() >= self.settings.idle_exit {
             return Some(Exit::Done(format!(
@@ -300,10 +351,27 @@ impl Daemon {
                 self.settings.idle_exit.as_secs()
             )));
         }
+        let stamps = self.gate_inputs.due()?;
+        if self.awaiting_login && !self.logged_in() {
+            self.gate_inputs.checked(stamps);
+            return None;
+        }
         match self.gate() {
-            Ok(()) => None,
+            Ok(()) => {
+                self.gate_inputs.checked(stamps);
+                self.awaiting_login = false;
+                None
+            }
             Err(why) => Some(Exit::Refused(why)),
         }
+    }
+
+    /// Whether credentials for the daemon's server are stored (read, not checked).
+    fn logged_in(&self) -> bool {
+        CredentialStore::from_env()
+            .ok()
+            .and_then(|s| s.load(&self.identity.server_url).ok().flatten())
+            .is_some()
     }
 
     /// The egress gate for the daemon: the foreground identity (configuration, login and
