@@ -85,6 +85,9 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX events_team_wp_type_seq ON events(team_slug, wp_id, event_type, seq);
     "#,
+    // 5: one index per set of activity filters, each ending in (event_type, seq), so every
+    // combination of filters is a bounded range from the cursor (issue 9).
+    super::dashboard::ACTIVITY_INDEXES,
 ];
 
 /// The schema version this server writes.

@@ -191,7 +191,8 @@ impl Store {
     }
 
     /// The activity feed: up to `limit` events of the team older than `before` (a `seq`),
-    /// newest first, matching every filter given.
+    /// newest first, matching every filter given; index ranges from the cursor whatever the
+    /// filters (see `activity`).
     pub fn dashboard_activity(
         &self,
         team_slug: &str,
@@ -199,37 +200,7 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut sql = String::from(
-            "SELECT seq, event_type, envelope FROM events WHERE team_slug = ?1 AND seq < ?2",
-        );
-        let mut args = vec![
-            SqlValue::from(team_slug.to_owned()),
-            SqlValue::from(before.unwrap_or(i64::MAX)),
-        ];
-        for (column, value) in [
-            ("event_type", &filter.event_type),
-            ("wp_id", &filter.wp_id),
-            ("feature_slug", &filter.feature_slug),
-            ("actor", &filter.actor),
-        ] {
-            if let Some(v) = value {
-                args.push(SqlValue::from(v.clone()));
-                sql.push_str(&format!(" AND {column} = ?{}", args.len()));
-            }
-        }
-        args.push(SqlValue::from(limit as i64));
-        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(args), |r| {
-                Ok(StoredEvent {
-                    seq: r.get(0)?,
-                    event_type: r.get(1)?,
-                    envelope: r.get(2)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
+        self.read(|conn| super::activity::read_activity(conn, team_slug, filter, before, limit))
     }
 
     /// The events of one work package (at most `limit`, oldest first by server order): the
