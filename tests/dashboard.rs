@@ -289,8 +289,19 @@ async fn given_a_user_of_another_team_every_page_and_json_of_acme_is_not_found()
         "/a/acme/dashboards/features/001-demo/flow.svg",
     ];
     for page in pages {
-        assert_eq!(b.get(page).await.status(), 404, "{page} as bob's browser");
-        for suffix in ["?format=json"] {
+        // The page, its JSON twin and its fragment (board, activity) — exactly like a team
+        // that does not exist, so nothing tells bob that acme is there.
+        for suffix in ["", "?format=json", "?fragment=1", "?format=json&before=5"] {
+            let (status, body) = b.text(&format!("{page}{suffix}")).await;
+            assert_eq!(status, 404, "{page}{suffix} as bob's browser");
+            let nowhere = page.replace("/a/acme/", "/a/no-such-team/");
+            assert_eq!(
+                b.text(&format!("{nowhere}{suffix}")).await,
+                (404, body),
+                "{page}{suffix} answers like a team that does not exist"
+            );
+        }
+        for suffix in ["", "?format=json"] {
             let url = format!("{}{page}{suffix}", server.url);
             let res = client()
                 .get(&url)
