@@ -5,14 +5,16 @@
 //!   was entered.
 //! * `dashboard_teams` counts events per team; `dashboard_features` remembers each feature's
 //!   project slug and last activity.
-//! * `dashboard_transitions` records every lane a work package entered, per feature, for the
-//!   cumulative-flow chart.
+//! * `dashboard_transitions` records every lane a work package entered, per feature, and
+//!   `dashboard_flow` how many work packages entered or left each lane per minute, hour and
+//!   day (migration 6, see `flow`), for the cumulative-flow chart.
 //! * `events` gains an `actor` column and indexes by type, work package, feature and actor,
 //!   so that every activity filter is an index range read from a `seq` cursor (migration 5
 //!   replaced the first set; see `activity` for which index answers which filters).
 //! * `dashboard_sessions` holds browser logins (hashed cookie tokens with their CSRF token).
 
 mod activity;
+pub mod flow;
 mod ingest;
 mod queries;
 mod sessions;
@@ -137,14 +139,20 @@ pub(super) const MIGRATION: &str = concat!(
 );
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use rusqlite::Connection;
 
     use super::super::{IncomingEvent, Store, WpEffect};
     use super::*;
     use crate::event::Lane;
 
-    fn event(i: i64, wp: &str, event_type: &str, effect: WpEffect, actor: &str) -> IncomingEvent {
+    pub(in super::super) fn event(
+        i: i64,
+        wp: &str,
+        event_type: &str,
+        effect: WpEffect,
+        actor: &str,
+    ) -> IncomingEvent {
         let (payload, title) = match &effect {
             WpEffect::Moved { lane, .. } => (
                 format!(
