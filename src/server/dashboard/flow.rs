@@ -249,7 +249,7 @@ async fn load(
 fn bucket_name(ms: i64) -> &'static str {
     match ms {
         ..=60_000 => "minute",
-        ..=3_600_000 => "hour",
+        60_001..=3_600_000 => "hour",
         _ => "day",
     }
 }
