@@ -198,6 +198,33 @@ async fn main() {
         &format!("{base}activity?wp=WP07&type=HistoryAdded"),
     )
     .await;
+    // Filter pairs and triples whose second filter matches nothing: before migration 5 each
+    // read every event of the first filter's value.
+    for (label, query) in [
+        (
+            "activity, feature + type (nothing)",
+            "feature=042-feature-42&type=FeatureCompleted",
+        ),
+        (
+            "activity, type + actor (nothing)",
+            "type=WPCreated&actor=robin",
+        ),
+        ("activity, wp + actor (nothing)", "wp=WP07&actor=nobody"),
+        (
+            "activity, feature + actor (nothing)",
+            "feature=042-feature-42&actor=nobody",
+        ),
+        (
+            "activity, wp + feature + actor",
+            "wp=WP07&feature=042-feature-42&actor=robin",
+        ),
+        (
+            "activity, wp + type + actor, deep",
+            "wp=WP07&type=WPStatusChanged&actor=robin&before=5000",
+        ),
+    ] {
+        measure(&b, label, &format!("{base}activity?{query}")).await;
+    }
     measure(
         &b,
         "work package timeline",

@@ -289,8 +289,19 @@ async fn given_a_user_of_another_team_every_page_and_json_of_acme_is_not_found()
         "/a/acme/dashboards/features/001-demo/flow.svg",
     ];
     for page in pages {
-        assert_eq!(b.get(page).await.status(), 404, "{page} as bob's browser");
-        for suffix in ["?format=json"] {
+        // The page, its JSON twin and its fragment (board, activity) — exactly like a team
+        // that does not exist, so nothing tells bob that acme is there.
+        for suffix in ["", "?format=json", "?fragment=1", "?format=json&before=5"] {
+            let (status, body) = b.text(&format!("{page}{suffix}")).await;
+            assert_eq!(status, 404, "{page}{suffix} as bob's browser");
+            let nowhere = page.replace("/a/acme/", "/a/no-such-team/");
+            assert_eq!(
+                b.text(&format!("{nowhere}{suffix}")).await,
+                (404, body),
+                "{page}{suffix} answers like a team that does not exist"
+            );
+        }
+        for suffix in ["", "?format=json"] {
             let url = format!("{}{page}{suffix}", server.url);
             let res = client()
                 .get(&url)
@@ -608,4 +619,68 @@ async fn given_https_the_session_cookie_is_secure() {
         header.contains("; Secure") && header.contains("HttpOnly"),
         "{header}"
     );
+}
+
+#[tokio::test]
+async fn given_a_long_history_the_flow_chart_is_drawn_per_bucket_and_ends_at_the_board() {
+    let (server, access) = server_with_story().await;
+    // 10 work packages, then 730 lane changes a minute apart ending now: more than the chart
+    // draws one by one, over more minutes than it has pixel columns, so it is drawn per hour.
+    let lanes = ["planned", "doing", "for_review", "done"];
+    let start = chrono::Utc::now() - chrono::Duration::minutes(740);
+    let at = |minute: i64| {
+        (start + chrono::Duration::minutes(minute))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let mut events: Vec<Value> = (0..10)
+        .map(|w| {
+            let mut e = created("acme", "002-long", &format!("WP{w:02}"), "x", 1000 + w);
+            e["timestamp"] = json!(at(0));
+            e
+        })
+        .collect();
+    for i in 0..730u64 {
+        let (wp, round) = (i % 10, i / 10);
+        let (from, to) = (lanes[(round as usize) % 4], lanes[(round as usize + 1) % 4]);
+        let mut e = moved(
+            "acme",
+            "002-long",
+            &format!("WP{wp:02}"),
+            from,
+            to,
+            "bot",
+            2000 + i,
+        );
+        e["timestamp"] = json!(at(i as i64 + 1));
+        events.push(e);
+    }
+    for chunk in events.chunks(500) {
+        upload_ok(&server, &access, chunk).await;
+    }
+    let mut b = Browser::new(&server.url);
+    b.login("alice").await;
+    let (status, flow) = b
+        .json("/a/acme/dashboards/features/002-long/flow?format=json")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(flow["bucket_ms"], 3_600_000, "drawn per hour");
+    let points = flow["points"].as_array().expect("points");
+    assert!(points.len() <= 14, "{} hourly points", points.len());
+    let (_, board) = b
+        .json("/a/acme/dashboards/board?format=json&feature=002-long")
+        .await;
+    let on_board: Vec<u64> = board["lanes"]
+        .as_array()
+        .expect("lanes")
+        .iter()
+        .map(|l| l["count"].as_u64().unwrap_or(99))
+        .collect();
+    assert_eq!(
+        points.last().map(|p| p["lanes"].clone()),
+        Some(json!(on_board)),
+        "the last bucket is the board now"
+    );
+    let (status, html) = b.text("/a/acme/dashboards/features/002-long/flow").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Drawn per hour"), "{html}");
 }

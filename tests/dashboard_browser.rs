@@ -136,6 +136,12 @@ async fn in_a_real_browser_the_board_moves_cards_live_across_a_server_restart() 
     upload_ok_to(&server.url, &token, &demo_story()).await;
 
     let mut b = Chromium::launch(&chromium).await;
+    // The viewer is in India (UTC+05:30), the server in UTC: times must follow the viewer.
+    b.call(
+        "Emulation.setTimezoneOverride",
+        json!({"timezoneId": "Asia/Kolkata"}),
+    )
+    .await;
 
     // Log in through the form, with the keyboard.
     b.navigate(&format!("{}/a/{TEAM}/dashboards/board", server.url))
@@ -299,6 +305,22 @@ async fn in_a_real_browser_the_board_moves_cards_live_across_a_server_restart() 
             |t| t.contains("codex moved WP04 doing → for_review in 007-invoice-export")
         ),
         "{first}"
+    );
+    let shown = b
+        .eval(
+            "(() => { const t = document.querySelector('#feed li time[datetime]'); \
+             return [t.getAttribute('datetime'), t.textContent]; })()",
+        )
+        .await;
+    let utc = chrono::DateTime::parse_from_rfc3339(shown[0].as_str().unwrap_or_default())
+        .expect("an ISO time in datetime");
+    let india = chrono::FixedOffset::east_opt(5 * 3600 + 30 * 60).expect("offset");
+    let local = utc.with_timezone(&india);
+    let text = shown[1].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&local.format("%H:%M").to_string())
+            || text.contains(&local.format("%I:%M").to_string()),
+        "{text:?} shows {local} in the viewer's zone, not {utc}"
     );
     let bulk: Vec<Value> = (0..80)
         .map(|i| {

@@ -2,6 +2,11 @@
 //! server as SVG (`…/features/<feature>/flow` embeds it, `…/flow.svg` is the image alone,
 //! `?format=json` the series). Bands from the bottom: done, for review, doing, planned — a band
 //! that widens is where work piles up.
+//!
+//! A feature with at most [`MAX_EXACT`] lane changes is drawn change by change; a longer one
+//! from the `dashboard_flow` projection at the finest bucket (minute, hour or day) that gives
+//! at most one bucket per pixel column, so the page reads a few hundred rows however long the
+//! history.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -20,8 +25,11 @@ use super::layout::{self, LANES, Nav, lane_colour, lane_label};
 use super::work_package::project_of;
 use super::{DashError, Viewer, base, blocking, enc, given, own_team};
 
-/// Lane changes read for one chart at most.
-const MAX_TRANSITIONS: usize = 50_000;
+/// Lane changes drawn one by one at most; past that the chart is drawn from buckets.
+const MAX_EXACT: usize = 720;
+
+/// Pixel columns of the plot area: at most one bucket per column.
+const COLUMNS: i64 = (W - PAD_L - 8.0) as i64;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct FlowQuery {
@@ -42,6 +50,9 @@ struct Flow {
     team_slug: String,
     project_uuid: String,
     feature_slug: String,
+    /// `null` when each point is one lane change; else the bucket width in milliseconds, each
+    /// point being a bucket's start with the counts at its end.
+    bucket_ms: Option<i64>,
     points: Vec<Point>,
 }
 
@@ -191,21 +202,56 @@ pub fn render_svg(feature: &str, points: &[Point], now_ms: i64) -> String {
     s
 }
 
+/// The chart's data: exact for a short history, from the projection's buckets for a long one.
+struct Loaded {
+    project: String,
+    slug: Option<String>,
+    bucket_ms: Option<i64>,
+    points: Vec<Point>,
+}
+
 async fn load(
     state: &Arc<AppState>,
     viewer: &Viewer,
     team: &str,
     feature: &str,
     project: Option<String>,
-) -> Result<(String, Option<String>, Vec<Point>), DashError> {
+    now_ms: i64,
+) -> Result<Loaded, DashError> {
     own_team(viewer, team)?;
     let (project, slug) = project_of(state, team, feature, project).await?;
     let (t, p, f) = (team.to_owned(), project.clone(), feature.to_owned());
-    let transitions = blocking(state, move |st| {
-        st.store.feature_transitions(&t, &p, &f, MAX_TRANSITIONS)
+    let (bucket_ms, points) = blocking(state, move |st| {
+        let exact = st.store.feature_transitions(&t, &p, &f, MAX_EXACT + 1)?;
+        if exact.len() <= MAX_EXACT {
+            return Ok((None, series(exact)));
+        }
+        let (width, buckets) = st.store.feature_flow(&t, &p, &f, COLUMNS, now_ms)?;
+        let points = buckets
+            .into_iter()
+            .map(|b| Point {
+                at_ms: b.start_ms,
+                lanes: b.lanes,
+            })
+            .collect();
+        Ok((Some(width), points))
     })
     .await?;
-    Ok((project, slug, series(transitions)))
+    Ok(Loaded {
+        project,
+        slug,
+        bucket_ms,
+        points,
+    })
+}
+
+/// "minute", "hour" or "day" for a bucket width.
+fn bucket_name(ms: i64) -> &'static str {
+    match ms {
+        ..=60_000 => "minute",
+        60_001..=3_600_000 => "hour",
+        _ => "day",
+    }
 }
 
 /// `GET /a/<team>/dashboards/features/<feature>/flow`
@@ -215,22 +261,29 @@ pub async fn page(
     Query(q): Query<FlowQuery>,
     viewer: Viewer,
 ) -> Result<Response, DashError> {
-    let (project, slug, points) = load(&state, &viewer, &team, &feature, given(&q.project)).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let Loaded {
+        project,
+        slug,
+        bucket_ms,
+        points,
+    } = load(&state, &viewer, &team, &feature, given(&q.project), now).await?;
     if q.format.as_deref() == Some("json") {
         return Ok(Json(Flow {
             team_slug: team,
             project_uuid: project,
             feature_slug: feature,
+            bucket_ms,
             points,
         })
         .into_response());
     }
-    let now = chrono::Utc::now().timestamp_millis();
     let base = base(&team);
     let body = html! {
         p { a href={ (base) "board?feature=" (enc(&feature)) } { "← " (feature) " on the board" } }
         h1 { "Cumulative flow: " (feature) }
-        p class="hint" { "Project " (slug.as_deref().unwrap_or(&project)) ". Each band is the number of work packages in a lane over time; a band that widens is where work piles up." }
+        p class="hint" { "Project " (slug.as_deref().unwrap_or(&project)) ". Each band is the number of work packages in a lane over time; a band that widens is where work piles up."
+            @if let Some(ms) = bucket_ms { " Drawn per " (bucket_name(ms)) ": the counts at the end of each " (bucket_name(ms)) " with a change." } }
         figure class="flow" {
             (PreEscaped(render_svg(&feature, &points, now)))
             figcaption {
@@ -240,6 +293,9 @@ pub async fn page(
                     }
                 }
             }
+        }
+        @if let Some(first) = points.first() {
+            p class="meta" { "From " (layout::time(Some(first.at_ms))) " to now (the axis is in UTC)." }
         }
         p { a href={ (base) "features/" (enc(&feature)) "/flow.svg?project=" (enc(&project)) } { "The chart as an SVG file" } }
     };
@@ -256,9 +312,9 @@ pub async fn svg(
     Query(q): Query<FlowQuery>,
     viewer: Viewer,
 ) -> Result<Response, DashError> {
-    let (_, _, points) = load(&state, &viewer, &team, &feature, given(&q.project)).await?;
     let now = chrono::Utc::now().timestamp_millis();
-    let mut r = render_svg(&feature, &points, now).into_response();
+    let loaded = load(&state, &viewer, &team, &feature, given(&q.project), now).await?;
+    let mut r = render_svg(&feature, &loaded.points, now).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("image/svg+xml"),

@@ -24,6 +24,10 @@ pub struct FeedItem {
     pub node_id: String,
     /// The sentence as plain text.
     pub sentence: String,
+    /// The lane this event puts its work package in (a creation: planned; a status change:
+    /// its new lane), read in the same parse as the rest.
+    #[serde(skip)]
+    pub lane_entered: Option<Lane>,
     #[serde(skip)]
     parts: Vec<Part>,
 }
@@ -83,6 +87,13 @@ impl FeedItem {
             .as_deref()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.timestamp_millis());
+        let lane_entered = match event_type {
+            "WPCreated" => Some(Lane::Planned),
+            "WPStatusChanged" => p("new_status")
+                .or_else(|| p("to_lane"))
+                .and_then(|l| Lane::from_any(&l)),
+            _ => None,
+        };
         FeedItem {
             seq,
             event_id: s("event_id").unwrap_or_default(),
@@ -95,6 +106,7 @@ impl FeedItem {
             lamport_clock: v.get("lamport_clock").and_then(Value::as_i64).unwrap_or(0),
             node_id: s("node_id").unwrap_or_default(),
             sentence,
+            lane_entered,
             parts,
         }
     }

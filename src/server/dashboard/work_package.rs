@@ -11,11 +11,10 @@ use maud::html;
 use serde::{Deserialize, Serialize};
 
 use super::super::AppState;
-use super::super::store::dashboard::{BoardCard, BoardFilter};
+use super::super::store::dashboard::BoardCard;
 use super::layout::{self, LANES, Nav, lane_label};
 use super::sentence::FeedItem;
 use super::{DashError, Viewer, base, blocking, enc, given, own_team};
-use crate::event::Lane;
 
 /// Events shown on one work package's page at most.
 const MAX_EVENTS: usize = 5000;
@@ -64,16 +63,7 @@ pub async fn page(
     let (t, p, f, w) = (team.clone(), project.clone(), feature.clone(), wp.clone());
     let (events, card) = blocking(&state, move |st| {
         let events = st.store.work_package_events(&t, &p, &f, &w, MAX_EVENTS)?;
-        let filter = BoardFilter {
-            project_uuid: Some(p),
-            feature_slug: Some(f),
-            lane: None,
-        };
-        let card = st
-            .store
-            .board(&t, &filter)?
-            .into_iter()
-            .find(|c| c.wp_id == w);
+        let card = st.store.board_card(&t, &p, &f, &w)?;
         Ok((events, card))
     })
     .await?;
@@ -86,7 +76,7 @@ pub async fn page(
         .collect();
     timeline.sort_by(|a, b| (a.lamport_clock, &a.node_id).cmp(&(b.lamport_clock, &b.node_id)));
     let now = chrono::Utc::now().timestamp_millis();
-    let spent = time_in_lanes(&timeline, &events_lanes(&events), now);
+    let spent = time_in_lanes(&timeline, now);
     if q.format.as_deref() == Some("json") {
         let time_in_lane_ms = LANES
             .iter()
@@ -134,35 +124,12 @@ pub async fn page(
     Ok(Html(layout::page(&viewer, &wp, Nav::None, body).into_string()).into_response())
 }
 
-/// The lane each event moves to (by seq), for status changes and creations.
-fn events_lanes(events: &[super::super::store::StoredEvent]) -> Vec<(i64, Option<Lane>)> {
-    events
-        .iter()
-        .map(|e| {
-            let v: serde_json::Value = serde_json::from_str(&e.envelope).unwrap_or_default();
-            let lane = match e.event_type.as_str() {
-                "WPCreated" => Some(Lane::Planned),
-                "WPStatusChanged" => ["new_status", "to_lane"]
-                    .iter()
-                    .find_map(|k| v["payload"][k].as_str())
-                    .and_then(Lane::from_any),
-                _ => None,
-            };
-            (e.seq, lane)
-        })
-        .collect()
-}
-
 /// Milliseconds in each lane: from each lane change to the next, the last up to `now`.
-fn time_in_lanes(timeline: &[FeedItem], lanes: &[(i64, Option<Lane>)], now: i64) -> [i64; 4] {
+fn time_in_lanes(timeline: &[FeedItem], now: i64) -> [i64; 4] {
     let mut spent = [0i64; 4];
     let mut current: Option<(usize, i64)> = None;
     for item in timeline {
-        let Some(lane) = lanes
-            .iter()
-            .find(|(s, _)| *s == item.seq)
-            .and_then(|(_, l)| *l)
-        else {
+        let Some(lane) = item.lane_entered else {
             continue;
         };
         let Some(at) = item.at_ms else { continue };

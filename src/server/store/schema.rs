@@ -85,6 +85,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX events_team_wp_type_seq ON events(team_slug, wp_id, event_type, seq);
     "#,
+    // 5: one index per set of activity filters, each ending in (event_type, seq), so every
+    // combination of filters is a bounded range from the cursor (issue 9).
+    super::dashboard::ACTIVITY_INDEXES,
+    // 6: lanes entered and left per time bucket, so the cumulative-flow chart reads a few
+    // hundred buckets instead of every lane change of the feature (issue 9).
+    super::dashboard::flow::MIGRATION,
 ];
 
 /// The schema version this server writes.

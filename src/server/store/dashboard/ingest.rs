@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::super::events::{IncomingEvent, WpEffect, feature_of as board_feature_of};
 use super::super::{StoreError, unix_now};
+use super::flow;
 
 /// What the dashboard needs from an envelope besides what the store already indexes,
 /// extracted once at ingest (the envelope is parsed there anyway).
@@ -143,18 +144,34 @@ pub fn project_event(
         }
     };
     if let Some(lane) = lane {
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO dashboard_transitions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            team_slug,
-            e.project_uuid,
-            feature.unwrap_or_default(),
-            seq,
-            wp_id,
-            at_ms,
-            lane
-        ])?;
+        let feature = feature.unwrap_or_default();
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO dashboard_transitions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                team_slug,
+                e.project_uuid,
+                feature,
+                seq,
+                wp_id,
+                at_ms,
+                lane
+            ])?;
+        if inserted == 1 {
+            flow::record(
+                tx,
+                &flow::Entered {
+                    team_slug,
+                    project_uuid: &e.project_uuid,
+                    feature_slug: &feature,
+                    wp_id,
+                    seq,
+                    at_ms,
+                    lane,
+                },
+            )?;
+        }
     }
     Ok(())
 }

@@ -5,12 +5,16 @@
 //!   was entered.
 //! * `dashboard_teams` counts events per team; `dashboard_features` remembers each feature's
 //!   project slug and last activity.
-//! * `dashboard_transitions` records every lane a work package entered, per feature, for the
-//!   cumulative-flow chart.
+//! * `dashboard_transitions` records every lane a work package entered, per feature, and
+//!   `dashboard_flow` how many work packages entered or left each lane per minute, hour and
+//!   day (migration 6, see `flow`), for the cumulative-flow chart.
 //! * `events` gains an `actor` column and indexes by type, work package, feature and actor,
-//!   so that every activity filter is an index range read from a `seq` cursor.
+//!   so that every activity filter is an index range read from a `seq` cursor (migration 5
+//!   replaced the first set; see `activity` for which index answers which filters).
 //! * `dashboard_sessions` holds browser logins (hashed cookie tokens with their CSRF token).
 
+mod activity;
+pub mod flow;
 mod ingest;
 mod queries;
 mod sessions;
@@ -21,6 +25,23 @@ pub use queries::{
     ActivityFilter, BoardCard, BoardFilter, DashboardCounts, FeatureRow, Transition,
 };
 pub use sessions::BrowserSession;
+
+/// Migration 5: every activity index ends in `(event_type, seq)` and there is one per set of
+/// the other filters, so each combination of filters is an index range from the cursor
+/// (`activity`). Replaces the single-column indexes of migration 3, which left a second
+/// filter to be checked row by row.
+pub(super) const ACTIVITY_INDEXES: &str = r#"
+    DROP INDEX events_team_wp_seq;
+    DROP INDEX events_team_feature_seq;
+    DROP INDEX events_team_actor_seq;
+    CREATE INDEX events_team_feature_type_seq ON events(team_slug, feature_slug, event_type, seq);
+    CREATE INDEX events_team_actor_type_seq ON events(team_slug, actor, event_type, seq);
+    CREATE INDEX events_team_feature_wp_type_seq
+        ON events(team_slug, feature_slug, wp_id, event_type, seq);
+    CREATE INDEX events_team_wp_actor_type_seq ON events(team_slug, wp_id, actor, event_type, seq);
+    CREATE INDEX events_team_feature_actor_type_seq
+        ON events(team_slug, feature_slug, actor, event_type, seq);
+"#;
 
 /// Fills the projections from the stored events, the way ingest would have (one pass per
 /// projection; run once, by the migration).
@@ -118,14 +139,20 @@ pub(super) const MIGRATION: &str = concat!(
 );
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use rusqlite::Connection;
 
     use super::super::{IncomingEvent, Store, WpEffect};
     use super::*;
     use crate::event::Lane;
 
-    fn event(i: i64, wp: &str, event_type: &str, effect: WpEffect, actor: &str) -> IncomingEvent {
+    pub(in super::super) fn event(
+        i: i64,
+        wp: &str,
+        event_type: &str,
+        effect: WpEffect,
+        actor: &str,
+    ) -> IncomingEvent {
         let (payload, title) = match &effect {
             WpEffect::Moved { lane, .. } => (
                 format!(

@@ -2,7 +2,7 @@
 //! cursor), bounded by a limit: the cost does not grow with the team's history.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter};
+use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use serde::Serialize;
 
 use super::super::{Store, StoreError, StoredEvent};
@@ -68,6 +68,32 @@ pub struct Transition {
     pub lane: String,
 }
 
+/// A board card from the columns project_uuid, project_slug, feature_slug, wp_id, lane,
+/// title, last_actor, lane_since_ms.
+fn card(r: &Row<'_>) -> rusqlite::Result<BoardCard> {
+    Ok(BoardCard {
+        project_uuid: r.get(0)?,
+        project_slug: r.get(1)?,
+        feature_slug: r.get(2)?,
+        wp_id: r.get(3)?,
+        lane: r.get(4)?,
+        title: r.get(5)?,
+        last_actor: r.get(6)?,
+        lane_since_ms: r.get(7)?,
+    })
+}
+
+/// The events of one work package: `?1` team, `?2` project, `?3` feature, `?4` work
+/// package, `?5` limit.
+const WORK_PACKAGE_EVENTS: &str = "SELECT seq, event_type, envelope FROM events
+       INDEXED BY events_team_feature_wp_type_seq
+     WHERE team_slug = ?1 AND feature_slug = ?3 AND wp_id = ?4 AND project_uuid = ?2
+     UNION ALL
+     SELECT seq, event_type, envelope FROM events
+       INDEXED BY events_team_feature_wp_type_seq
+     WHERE team_slug = ?1 AND feature_slug IS NULL AND wp_id = ?4 AND project_uuid = ?2
+     ORDER BY seq LIMIT ?5";
+
 /// Index of a lane in [`FeatureRow::lanes`].
 pub fn lane_index(lane: &str) -> Option<usize> {
     ["planned", "doing", "for_review", "done"]
@@ -131,18 +157,7 @@ impl Store {
         sql.push_str(" ORDER BY w.feature_slug, w.wp_id, w.project_uuid");
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(args), |r| {
-                Ok(BoardCard {
-                    project_uuid: r.get(0)?,
-                    project_slug: r.get(1)?,
-                    feature_slug: r.get(2)?,
-                    wp_id: r.get(3)?,
-                    lane: r.get(4)?,
-                    title: r.get(5)?,
-                    last_actor: r.get(6)?,
-                    lane_since_ms: r.get(7)?,
-                })
-            })?;
+            let rows = stmt.query_map(params_from_iter(args), card)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -191,7 +206,8 @@ impl Store {
     }
 
     /// The activity feed: up to `limit` events of the team older than `before` (a `seq`),
-    /// newest first, matching every filter given.
+    /// newest first, matching every filter given; index ranges from the cursor whatever the
+    /// filters (see `activity`).
     pub fn dashboard_activity(
         &self,
         team_slug: &str,
@@ -199,41 +215,13 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut sql = String::from(
-            "SELECT seq, event_type, envelope FROM events WHERE team_slug = ?1 AND seq < ?2",
-        );
-        let mut args = vec![
-            SqlValue::from(team_slug.to_owned()),
-            SqlValue::from(before.unwrap_or(i64::MAX)),
-        ];
-        for (column, value) in [
-            ("event_type", &filter.event_type),
-            ("wp_id", &filter.wp_id),
-            ("feature_slug", &filter.feature_slug),
-            ("actor", &filter.actor),
-        ] {
-            if let Some(v) = value {
-                args.push(SqlValue::from(v.clone()));
-                sql.push_str(&format!(" AND {column} = ?{}", args.len()));
-            }
-        }
-        args.push(SqlValue::from(limit as i64));
-        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(args), |r| {
-                Ok(StoredEvent {
-                    seq: r.get(0)?,
-                    event_type: r.get(1)?,
-                    envelope: r.get(2)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
+        self.read(|conn| super::activity::read_activity(conn, team_slug, filter, before, limit))
     }
 
     /// The events of one work package (at most `limit`, oldest first by server order): the
-    /// ones filed under `feature_slug` and the ones that name no feature.
+    /// ones filed under `feature_slug` and the ones that name no feature. Two ranges of
+    /// `events_team_feature_wp_type_seq`, so only this work package's events are read, never
+    /// those of the same id in the team's other features.
     pub fn work_package_events(
         &self,
         team_slug: &str,
@@ -243,12 +231,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, event_type, envelope FROM events
-                 WHERE team_slug = ?1 AND wp_id = ?4 AND project_uuid = ?2
-                   AND (feature_slug = ?3 OR feature_slug IS NULL)
-                 ORDER BY seq LIMIT ?5",
-            )?;
+            let mut stmt = conn.prepare_cached(WORK_PACKAGE_EVENTS)?;
             let rows = stmt.query_map(
                 params![team_slug, project_uuid, feature_slug, wp_id, limit as i64],
                 |r| {
@@ -260,6 +243,30 @@ impl Store {
                 },
             )?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The board's card of one work package, by its whole key.
+    pub fn board_card(
+        &self,
+        team_slug: &str,
+        project_uuid: &str,
+        feature_slug: &str,
+        wp_id: &str,
+    ) -> Result<Option<BoardCard>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT w.project_uuid, f.project_slug, w.feature_slug, w.wp_id, w.lane,
+                            w.title, w.last_actor, w.lane_since_ms
+                     FROM work_packages w LEFT JOIN dashboard_features f
+                       ON f.team_slug = w.team_slug AND f.project_uuid = w.project_uuid
+                      AND f.feature_slug = w.feature_slug
+                     WHERE w.team_slug = ?1 AND w.project_uuid = ?2 AND w.feature_slug = ?3
+                       AND w.wp_id = ?4",
+                )?
+                .query_row(params![team_slug, project_uuid, feature_slug, wp_id], card)
+                .optional()?)
         })
     }
 
@@ -313,5 +320,40 @@ impl Store {
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_work_package_timeline_reads_only_that_work_package_of_that_feature() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let conn = store.writer.lock().expect("writer");
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {WORK_PACKAGE_EVENTS}"))
+            .expect("plan");
+        let searches: Vec<String> = stmt
+            .query_map(params!["acme", "p", "001-demo", "WP07", 10], |r| {
+                r.get::<_, String>(3)
+            })
+            .expect("explain")
+            .map(|r| r.expect("row"))
+            .filter(|l| l.contains("events"))
+            .collect();
+        // Two ranges (the feature's, and the events that name no feature), both bound by
+        // team, feature and work package: never the id's events in other features.
+        assert_eq!(searches.len(), 2, "{searches:?}");
+        for line in &searches {
+            assert!(
+                line.contains(
+                    "INDEX events_team_feature_wp_type_seq \
+                     (team_slug=? AND feature_slug=? AND wp_id=?)"
+                ),
+                "{line}"
+            );
+        }
     }
 }

@@ -1,0 +1,359 @@
+//! The cumulative-flow projection: how many work packages of a feature entered or left each
+//! lane per time bucket, at three bucket widths (minute, hour, day), kept at ingest.
+//!
+//! The chart plots, at each moment, how many work packages are in each lane, a work package
+//! being in the lane of its latest transition by event time (`at_ms`, then `seq`). A
+//! transition moves one work package from the lane of the transition before it (by that
+//! order) to its own lane: `-1` and `+1` in the bucket of its time. One that arrives late,
+//! between two others, also changes what the next one left: that one's bucket gets the
+//! correction. So a transition costs two seeks in the work package's transitions and at most
+//! two upserts per width, however long the history; and the chart reads at most a few hundred
+//! buckets of one width (the finest that fits the chart's width), never the transitions.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::super::{Store, StoreError};
+
+/// The bucket widths kept, finest first.
+pub const WIDTHS_MS: [i64; 3] = [60_000, 3_600_000, 86_400_000];
+
+/// The lanes of a delta or a count, in this order.
+const LANES: [&str; 4] = ["planned", "doing", "for_review", "done"];
+
+/// The migration: the table, the index on each work package's transitions by time, and the
+/// buckets of the transitions already stored.
+pub(in super::super) const MIGRATION: &str = r#"
+    CREATE INDEX dashboard_transitions_wp_time
+        ON dashboard_transitions(team_slug, project_uuid, feature_slug, wp_id, at_ms, seq);
+    CREATE TABLE dashboard_flow (
+        team_slug     TEXT NOT NULL,
+        project_uuid  TEXT NOT NULL,
+        feature_slug  TEXT NOT NULL,
+        width_ms      INTEGER NOT NULL,
+        bucket        INTEGER NOT NULL,
+        planned       INTEGER NOT NULL,
+        doing         INTEGER NOT NULL,
+        for_review    INTEGER NOT NULL,
+        done          INTEGER NOT NULL,
+        PRIMARY KEY (team_slug, project_uuid, feature_slug, width_ms, bucket)
+    ) WITHOUT ROWID;
+    INSERT INTO dashboard_flow
+    SELECT team_slug, project_uuid, feature_slug, width_ms,
+           (at_ms - ((at_ms % width_ms) + width_ms) % width_ms) / width_ms AS b,
+           sum((lane = 'planned') - (prev IS 'planned')),
+           sum((lane = 'doing') - (prev IS 'doing')),
+           sum((lane = 'for_review') - (prev IS 'for_review')),
+           sum((lane = 'done') - (prev IS 'done'))
+    FROM (SELECT team_slug, project_uuid, feature_slug, at_ms, lane,
+                 lag(lane) OVER (PARTITION BY team_slug, project_uuid, feature_slug, wp_id
+                                 ORDER BY at_ms, seq) AS prev
+          FROM dashboard_transitions),
+         (SELECT 60000 AS width_ms UNION ALL SELECT 3600000 UNION ALL SELECT 86400000)
+    GROUP BY team_slug, project_uuid, feature_slug, width_ms, b;
+"#;
+
+/// One transition just stored in `dashboard_transitions`.
+pub(super) struct Entered<'a> {
+    pub team_slug: &'a str,
+    pub project_uuid: &'a str,
+    pub feature_slug: &'a str,
+    pub wp_id: &'a str,
+    pub seq: i64,
+    pub at_ms: i64,
+    pub lane: &'a str,
+}
+
+fn delta(plus: Option<&str>, minus: Option<&str>) -> [i64; 4] {
+    let mut d = [0i64; 4];
+    for (i, lane) in LANES.iter().enumerate() {
+        d[i] += i64::from(plus == Some(*lane)) - i64::from(minus == Some(*lane));
+    }
+    d
+}
+
+/// Updates the buckets for a transition already inserted into `dashboard_transitions`.
+pub(super) fn record(tx: &Transaction<'_>, e: &Entered<'_>) -> Result<(), StoreError> {
+    let key = params![
+        e.team_slug,
+        e.project_uuid,
+        e.feature_slug,
+        e.wp_id,
+        e.at_ms,
+        e.seq
+    ];
+    let prev: Option<String> = tx
+        .prepare_cached(
+            "SELECT lane FROM dashboard_transitions INDEXED BY dashboard_transitions_wp_time
+             WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3 AND wp_id = ?4
+               AND (at_ms, seq) < (?5, ?6)
+             ORDER BY at_ms DESC, seq DESC LIMIT 1",
+        )?
+        .query_row(key, |r| r.get(0))
+        .optional()?;
+    let next: Option<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT at_ms, lane FROM dashboard_transitions INDEXED BY dashboard_transitions_wp_time
+             WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3 AND wp_id = ?4
+               AND (at_ms, seq) > (?5, ?6)
+             ORDER BY at_ms, seq LIMIT 1",
+        )?
+        .query_row(key, |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO dashboard_flow VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT DO UPDATE SET planned = planned + excluded.planned,
+           doing = doing + excluded.doing, for_review = for_review + excluded.for_review,
+           done = done + excluded.done",
+    )?;
+    let here = delta(Some(e.lane), prev.as_deref());
+    // The next transition left `prev` before; now it leaves this one's lane.
+    let later = next.map(|(at, _)| (at, delta(prev.as_deref(), Some(e.lane))));
+    for width in WIDTHS_MS {
+        let mut changes = vec![(e.at_ms.div_euclid(width), here)];
+        if let Some((at, d)) = later {
+            changes.push((at.div_euclid(width), d));
+        }
+        for (bucket, d) in changes {
+            if d != [0; 4] {
+                upsert.execute(params![
+                    e.team_slug,
+                    e.project_uuid,
+                    e.feature_slug,
+                    width,
+                    bucket,
+                    d[0],
+                    d[1],
+                    d[2],
+                    d[3]
+                ])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Work packages per lane (planned, doing, for_review, done) at the end of each bucket of
+/// `width_ms` in which something changed, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowBucket {
+    pub start_ms: i64,
+    pub lanes: [i64; 4],
+}
+
+fn buckets(
+    conn: &Connection,
+    key: (&str, &str, &str),
+    width_ms: i64,
+) -> Result<Vec<FlowBucket>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT bucket, planned, doing, for_review, done FROM dashboard_flow
+         WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3 AND width_ms = ?4
+         ORDER BY bucket",
+    )?;
+    let mut rows = stmt.query(params![key.0, key.1, key.2, width_ms])?;
+    let mut counts = [0i64; 4];
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let d: [i64; 4] = [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?];
+        if d == [0; 4] {
+            continue;
+        }
+        for (c, x) in counts.iter_mut().zip(d) {
+            *c += x;
+        }
+        out.push(FlowBucket {
+            start_ms: r.get::<_, i64>(0)? * width_ms,
+            lanes: counts,
+        });
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// The cumulative flow of one feature from its buckets of `width_ms` (one of
+    /// [`WIDTHS_MS`]).
+    pub fn feature_flow_buckets(
+        &self,
+        team_slug: &str,
+        project_uuid: &str,
+        feature_slug: &str,
+        width_ms: i64,
+    ) -> Result<Vec<FlowBucket>, StoreError> {
+        self.read(|conn| buckets(conn, (team_slug, project_uuid, feature_slug), width_ms))
+    }
+
+    /// The cumulative flow of one feature at the finest bucket width that gives at most
+    /// `columns` buckets from its first transition to `now_ms`, and that width.
+    pub fn feature_flow(
+        &self,
+        team_slug: &str,
+        project_uuid: &str,
+        feature_slug: &str,
+        columns: i64,
+        now_ms: i64,
+    ) -> Result<(i64, Vec<FlowBucket>), StoreError> {
+        self.read(|conn| {
+            let first: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT bucket FROM dashboard_flow
+                     WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3
+                       AND width_ms = ?4 ORDER BY bucket LIMIT 1",
+                )?
+                .query_row(
+                    params![team_slug, project_uuid, feature_slug, WIDTHS_MS[0]],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let start = first.unwrap_or(0) * WIDTHS_MS[0];
+            let span = (now_ms - start).max(1);
+            let width = WIDTHS_MS
+                .into_iter()
+                .find(|w| span / w <= columns)
+                .unwrap_or(WIDTHS_MS[WIDTHS_MS.len() - 1]);
+            let key = (team_slug, project_uuid, feature_slug);
+            Ok((width, buckets(conn, key, width)?))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::super::super::{Store, WpEffect};
+    use super::super::tests::event;
+    use super::*;
+    use crate::event::Lane;
+
+    /// The lanes at the end of each bucket, from the raw transitions in event-time order.
+    fn raw_counts_at(conn: &Connection, end_ms: i64) -> [i64; 4] {
+        let mut stmt = conn
+            .prepare(
+                "SELECT wp_id, lane FROM dashboard_transitions WHERE at_ms < ?1
+                 ORDER BY at_ms, seq",
+            )
+            .expect("prepare");
+        let mut lane_of = std::collections::HashMap::new();
+        let rows = stmt
+            .query_map([end_ms], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .expect("query");
+        for row in rows {
+            let (wp, lane) = row.expect("row");
+            lane_of.insert(wp, lane);
+        }
+        let mut counts = [0i64; 4];
+        for lane in lane_of.values() {
+            if let Some(i) = LANES.iter().position(|l| l == lane) {
+                counts[i] += 1;
+            }
+        }
+        counts
+    }
+
+    /// 1,200 transitions of 12 work packages, one a minute, stored in a shuffled order so that
+    /// most arrive after later ones.
+    fn store_with_history(path: &std::path::Path) -> Store {
+        let store = Store::open(path).expect("open");
+        let lanes = [Lane::Doing, Lane::ForReview, Lane::Done, Lane::Planned];
+        let n = 1200;
+        let events: Vec<_> = (0..n)
+            .map(|k| (k * 7919) % n) // a permutation of 0..n
+            .map(|i| {
+                let wp = format!("WP{:02}", i % 12);
+                if i < 12 {
+                    event(
+                        i,
+                        &wp,
+                        "WPCreated",
+                        WpEffect::Created {
+                            feature_slug: "001-demo".into(),
+                        },
+                        "",
+                    )
+                } else {
+                    let lane = lanes[(i as usize / 12 + i as usize) % 4];
+                    event(
+                        i,
+                        &wp,
+                        "WPStatusChanged",
+                        WpEffect::Moved {
+                            feature_slug: Some("001-demo".into()),
+                            lane,
+                        },
+                        "robin",
+                    )
+                }
+            })
+            .collect();
+        for chunk in events.chunks(100) {
+            store.insert_events("acme", chunk).expect("insert");
+        }
+        store
+    }
+
+    #[test]
+    fn the_projected_buckets_match_the_raw_transitions_at_every_width() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s.db");
+        let store = store_with_history(&path);
+        let conn = Connection::open(&path).expect("open");
+        for width in WIDTHS_MS {
+            let buckets = store
+                .feature_flow_buckets("acme", "p", "001-demo", width)
+                .expect("buckets");
+            assert!(!buckets.is_empty());
+            for b in &buckets {
+                assert_eq!(
+                    b.lanes,
+                    raw_counts_at(&conn, b.start_ms + width),
+                    "width {width}, bucket at {}",
+                    b.start_ms
+                );
+            }
+            // Every work package is counted once, in the lane it ends in.
+            let last = buckets.last().expect("last").lanes;
+            assert_eq!(last.iter().sum::<i64>(), 12, "width {width}");
+        }
+        // 1,200 minutes: too many minute buckets for 720 columns, so hours (20 of them).
+        let now = 1_770_000_000_000 + 1200 * 60_000;
+        let (width, buckets) = store
+            .feature_flow("acme", "p", "001-demo", 720, now)
+            .expect("flow");
+        assert_eq!(width, 3_600_000);
+        assert!(buckets.len() <= 21, "{}", buckets.len());
+    }
+
+    #[test]
+    fn the_migration_backfill_rebuilds_the_buckets_ingest_keeps() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s.db");
+        drop(store_with_history(&path));
+        let conn = Connection::open(&path).expect("open");
+        let snapshot = |conn: &Connection| -> Vec<String> {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT width_ms, bucket, planned, doing, for_review, done FROM dashboard_flow
+                     WHERE planned != 0 OR doing != 0 OR for_review != 0 OR done != 0
+                     ORDER BY width_ms, bucket",
+                )
+                .expect("prepare");
+            stmt.query_map([], |r| {
+                Ok((0..6)
+                    .map(|i| r.get::<_, i64>(i).map(|v| v.to_string()))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join("|"))
+            })
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect()
+        };
+        let kept = snapshot(&conn);
+        assert!(kept.len() > 100, "{}", kept.len());
+        conn.execute_batch("DROP TABLE dashboard_flow; DROP INDEX dashboard_transitions_wp_time;")
+            .expect("drop");
+        conn.execute_batch(MIGRATION).expect("backfill");
+        assert_eq!(snapshot(&conn), kept);
+    }
+}
