@@ -329,3 +329,36 @@ fn the_convention_parses_commands_outputs_and_placeholders() {
     assert!(matches(&lines(&["a", ""]), &lines(&["a"])));
     assert!(!matches(&lines(&["(x)"]), &lines(&["(y)"])));
 }
+
+#[test]
+fn only_executed_pages_have_console_blocks() {
+    // A ```console block promises "this runs as shown": outside PAGES nothing would check it.
+    let mut stack = vec![root().join("docs")];
+    let mut offenders = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read docs") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(root())
+                .expect("under the root")
+                .display()
+                .to_string();
+            if !rel.ends_with(".md") || PAGES.contains(&rel.as_str()) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read a page");
+            if text.lines().any(|l| l.trim() == "```console") {
+                offenders.push(rel);
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "these pages have ```console blocks but are not run by this test: {offenders:?}; \
+         add them to PAGES (and make them pass) or tag the blocks ```sh / ```text"
+    );
+}
