@@ -167,8 +167,12 @@ fn arg_table(out: &mut String, args: &[&Arg]) {
         let mut help = a
             .get_long_help()
             .or_else(|| a.get_help())
-            .map(|h| h.to_string())
+            .map(|h| h.to_string().trim_end().to_string())
             .unwrap_or_default();
+        // clap drops the final period of a one-line help; the notes below are sentences.
+        if !help.is_empty() && !help.ends_with('.') {
+            help.push('.');
+        }
         let values: Vec<String> = a
             .get_possible_values()
             .iter()

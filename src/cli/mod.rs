@@ -6,7 +6,7 @@ mod agent;
 mod auth;
 mod completions;
 mod demo;
-pub mod docs_gen;
+mod docs_gen;
 mod events;
 mod hooks;
 mod implement;
