@@ -40,6 +40,7 @@ const PAGES: &[&str] = &[
     "docs/tutorials/server-connection.md",
     "docs/how-to/authenticate.md",
     "docs/how-to/sync-to-server.md",
+    "docs/how-to/install-hooks.md",
 ];
 
 /// The address the pages show for the local server.
