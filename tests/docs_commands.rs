@@ -40,6 +40,7 @@ const PAGES: &[&str] = &[
     "docs/tutorials/server-connection.md",
     "docs/how-to/authenticate.md",
     "docs/how-to/sync-to-server.md",
+    "docs/how-to/run-sync-daemon.md",
     "docs/how-to/install-hooks.md",
 ];
 
@@ -298,6 +299,13 @@ fn the_tutorial_and_how_tos_run_exactly_as_shown() {
                 break;
             }
         }
+    }
+    // A page that stopped half-way may have left a sync daemon running: stop it by its pid
+    // record (the command signals only the pid the record names).
+    let repo = home.join("checkout-app");
+    if repo.is_dir() {
+        let mut shell = Shell::start(&home, &repo, &server.dir.join("server.db"));
+        let _ = shell.run("spec-kitty sync daemon stop");
     }
     assert!(ran > 0, "no command ran");
     assert!(
