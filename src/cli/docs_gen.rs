@@ -299,7 +299,7 @@ mod tests {
         assert!(page.contains("(#spec-kitty-sync-now)"));
         assert!(page.contains("## `spec-kitty auth login`"));
         assert!(
-            !page.contains("__generate-docs"),
+            !page.contains("## `spec-kitty __generate-docs"),
             "hidden commands stay hidden"
         );
     }
