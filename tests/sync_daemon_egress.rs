@@ -1,7 +1,7 @@
-//! The inventory of egress paths (docs/daemon.md, "Egress paths") as a test: every place that
+//! The inventory of egress paths (docs/how-to/run-sync-daemon.md, "Egress paths") as a test: every place that
 //! creates the HTTP client, opens a sending session or a WebSocket is listed here. A new call
 //! site fails this test until it goes through `spec_kitty::sync::gate::clear_to_send` and is
-//! added to the inventory (here and in docs/daemon.md).
+//! added to the inventory (here and in docs/how-to/run-sync-daemon.md).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -112,12 +112,13 @@ fn every_call_site_of_the_http_client_and_the_websocket_is_in_the_egress_invento
     assert!(
         problems.is_empty(),
         "new egress call sites: route them through spec_kitty::sync::gate::clear_to_send and \
-         list them in tests/sync_daemon_egress.rs and docs/daemon.md:\n{}",
+         list them in tests/sync_daemon_egress.rs and docs/how-to/run-sync-daemon.md:\n{}",
         problems.join("\n")
     );
-    let docs = std::fs::read_to_string(root.join("docs/daemon.md")).expect("docs/daemon.md");
+    let docs = std::fs::read_to_string(root.join("docs/how-to/run-sync-daemon.md"))
+        .expect("docs/how-to/run-sync-daemon.md");
     assert!(
         docs.contains("## Egress paths"),
-        "docs/daemon.md lists the egress paths"
+        "docs/how-to/run-sync-daemon.md lists the egress paths"
     );
 }

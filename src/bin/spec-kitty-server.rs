@@ -34,10 +34,10 @@ enum Command {
     /// Run the server until SIGINT or SIGTERM.
     ///
     /// Besides the sync API it serves the team dashboard: open the server's URL in a browser
-    /// and log in with a user's password (pages under /a/<team>/dashboards/; docs/dashboard.md).
+    /// and log in with a user's password (pages under /a/<team>/dashboards/; docs/how-to/use-dashboard.md).
     ///
     /// Connections are timed out and capped (--header-timeout, --idle-timeout,
-    /// --max-connections, --max-connections-per-address); see docs/server.md.
+    /// --max-connections, --max-connections-per-address); see docs/how-to/self-host-server.md.
     #[command(after_help = "Examples:\n  \
         spec-kitty-server serve --bind 127.0.0.1:8750\n  \
         spec-kitty-server serve --bind 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem")]

@@ -4,11 +4,14 @@
 mod accept;
 mod agent;
 mod auth;
+mod completions;
 mod demo;
+mod docs_gen;
 mod events;
 mod hooks;
 mod implement;
 mod init;
+mod man;
 mod merge;
 mod orchestrate;
 pub mod outcome;
@@ -61,14 +64,34 @@ pub enum Command {
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
     /// Log in to the team server, log out, show the session.
+    ///
+    /// These commands are for server sync only. `spec-kitty sync now` and `spec-kitty sync
+    /// status` (and the sync daemon) use the session `auth login` creates to upload this
+    /// repository's events to the team server set with `spec-kitty sync server`, and to pull
+    /// your teammates' events. `spec-kitty sync workspace` is a different, local operation: it
+    /// brings a work package's worktree up to date with its target branch, never talks to a
+    /// server, and needs no login.
     #[command(subcommand)]
     Auth(auth::AuthCommand),
     /// Sync events with the team server (`now`, `status`, `server`, `migrate`); `workspace` is local.
+    ///
+    /// Two different things are called sync here. Server sync: `sync now` uploads this
+    /// repository's pending events to the team server and pulls your teammates' events,
+    /// `sync status` shows what is pending and (with --check) whether the server answers, and
+    /// `sync daemon` does the same live over a WebSocket; they need `spec-kitty sync server`
+    /// and `spec-kitty auth login` first. Local sync: `sync workspace` brings a work package's
+    /// worktree up to date with the branch it builds on; it is plain git, never talks to a
+    /// server and needs no login.
     #[command(subcommand)]
     Sync(sync::SyncCommand),
     /// Commands for agents (and people) working through a feature's work packages.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    Completions(completions::CompletionsArgs),
+    Man(man::ManArgs),
+    /// Write docs/reference/cli-commands.md from these definitions (for the docs test).
+    #[command(name = "__generate-docs", hide = true)]
+    GenerateDocs(docs_gen::GenerateDocsArgs),
 }
 
 /// Runs the parsed command. Errors are rendered by `main` with miette.
@@ -91,6 +114,9 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Auth(cmd) => auth::run(cmd),
         Command::Sync(cmd) => sync::run(&dir, cmd),
         Command::Agent(cmd) => agent::run(&dir, cmd),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
+        Command::GenerateDocs(args) => docs_gen::run(args),
     }
 }
 

@@ -22,7 +22,7 @@ use crate::workflow::{Attempt, WorkflowError, Workspace};
 /// resumes each WP from its lane. An agent still running after `agents.timeout_seconds`
 /// (default 3600, one hour) is stopped and has failed. A bug that crashes one WP's worker fails
 /// that WP (phase `internal`) instead of stopping the run. The `agents:` schema is in
-/// docs/workflow.md.
+/// docs/reference/workflow.md.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     spec-kitty orchestrate --feature 028-cli-event-emission-sync\n  \

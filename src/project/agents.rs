@@ -97,7 +97,7 @@ fn missing(path: &Path, why: &str) -> ProjectError {
         path,
         format!(
             "orchestrate needs agents, but {why}: add `agents:` with `implementer`, `reviewer` \
-             and `commands` (see docs/workflow.md)"
+             and `commands` (see docs/reference/workflow.md)"
         ),
     )
 }

@@ -12,7 +12,7 @@ pub enum ProjectError {
         code(spec_kitty::project::no_specs),
         help(
             "create a feature directory `kitty-specs/<NNN-slug>/` with a meta.json and \
-             tasks/WPnn-*.md files (see docs/workflow.md), then run \
+             tasks/WPnn-*.md files (see docs/reference/workflow.md), then run \
              `spec-kitty agent feature finalize-tasks`"
         )
     )]
@@ -50,7 +50,7 @@ pub enum ProjectError {
         code(spec_kitty::project::missing_meta),
         help(
             "create it with at least {{\"feature_number\": \"NNN\", \"slug\": \"NNN-name\", \
-             \"target_branch\": \"main\"}} (see docs/workflow.md)"
+             \"target_branch\": \"main\"}} (see docs/reference/workflow.md)"
         )
     )]
     MissingMeta { path: PathBuf },
@@ -71,7 +71,9 @@ pub enum ProjectError {
     #[error("{}: {what}", path.display())]
     #[diagnostic(
         code(spec_kitty::project::invalid),
-        help("fix the file (docs/workflow.md describes the format); nothing was recorded")
+        help(
+            "fix the file (docs/reference/workflow.md describes the format); nothing was recorded"
+        )
     )]
     Invalid { path: PathBuf, what: String },
 
@@ -80,7 +82,7 @@ pub enum ProjectError {
         code(spec_kitty::project::missing_frontmatter),
         help(
             "start the file with a frontmatter block holding work_package_id, title, lane, \
-             dependencies and subtasks (see docs/workflow.md)"
+             dependencies and subtasks (see docs/reference/workflow.md)"
         )
     )]
     MissingFrontmatter { path: PathBuf },

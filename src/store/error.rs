@@ -81,7 +81,7 @@ pub enum StoreError {
     #[error("the event is invalid: {0}")]
     #[diagnostic(
         code(spec_kitty::event::invalid),
-        help("fix the fields listed above; PROTOCOL.md lists every rule")
+        help("fix the fields listed above; docs/reference/events.md lists every rule")
     )]
     Invalid(ValidationReport),
 

@@ -98,7 +98,7 @@ pub enum ImportError {
     #[error("the event is invalid even by the server's compatible rules: {0}")]
     #[diagnostic(
         code(spec_kitty::store::import_invalid),
-        help("nothing was written; PROTOCOL.md lists every rule")
+        help("nothing was written; docs/reference/events.md lists every rule")
     )]
     Invalid(ValidationReport),
 

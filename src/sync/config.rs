@@ -50,7 +50,7 @@ pub struct ClientConfig {
     pub sync_deadline_secs: u64,
     /// Whether emitting commands start the live-sync daemon (`[sync] background`).
     pub background: Background,
-    /// The live-sync daemon's intervals (`[sync] daemon_*`; docs/daemon.md).
+    /// The live-sync daemon's intervals (`[sync] daemon_*`; docs/how-to/run-sync-daemon.md).
     pub daemon: DaemonSettings,
 }
 
@@ -106,7 +106,9 @@ pub enum ConfigError {
     #[error("{}: {message}", path.display())]
     #[diagnostic(
         code(spec_kitty::config::invalid),
-        help("fix the file (see docs/configuration.md), or remove it to use the defaults")
+        help(
+            "fix the file (see docs/reference/configuration.md), or remove it to use the defaults"
+        )
     )]
     Invalid { path: PathBuf, message: String },
 

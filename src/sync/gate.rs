@@ -2,7 +2,7 @@
 //! live sends and batches) asks [`clear_to_send`] first. It runs the preflight (server, login,
 //! project, every chain's sync state recorded for this server and team) and compares the
 //! foreground identity (server URL, user, team, project uuid, node id, binary version and path)
-//! with the running daemon's owner record. The inventory of egress paths is in docs/daemon.md;
+//! with the running daemon's owner record. The inventory of egress paths is in docs/how-to/run-sync-daemon.md;
 //! `tests/sync_daemon_egress.rs` fails when a new one appears.
 
 use serde::Serialize;

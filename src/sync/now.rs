@@ -38,7 +38,7 @@ pub struct PendingLine {
     pub lamport_clock: u64,
 }
 
-/// Everything one run did (the `--json` object; see docs/sync.md).
+/// Everything one run did (the `--json` object; see docs/how-to/sync-to-server.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncSummary {
     pub server_url: String,

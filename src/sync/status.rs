@@ -38,7 +38,7 @@ pub struct LastSync {
     pub rejected: u64,
 }
 
-/// The `--json` object of `sync status` (docs/sync.md).
+/// The `--json` object of `sync status` (docs/how-to/sync-to-server.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncStatus {
     pub server_url: Option<String>,
@@ -63,10 +63,10 @@ pub struct SyncStatus {
     /// Whether the server can be used (only meaningful with `--check`).
     pub usable: bool,
     /// The repository's live-sync daemon (running / stale / not running, its connection
-    /// state and last error), from its records checked by pid (docs/daemon.md).
+    /// state and last error), from its records checked by pid (docs/how-to/run-sync-daemon.md).
     pub daemon: Option<super::daemon::control::DaemonReport>,
     /// With `--check` in a repository: the egress gate's result (foreground identity, daemon
-    /// owner record, mismatches, orphans), docs/daemon.md.
+    /// owner record, mismatches, orphans), docs/how-to/run-sync-daemon.md.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preflight: Option<super::gate::GateReport>,
 }

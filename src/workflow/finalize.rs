@@ -33,7 +33,7 @@ pub fn finalize_tasks(ws: &Workspace, feature: Option<&str>) -> Result<Finalized
                 feature.slug,
                 feature.dir.join("tasks").display()
             ),
-            "write the work package files first (see docs/workflow.md for the format)",
+            "write the work package files first (see docs/reference/workflow.md for the format)",
         ));
     }
     let (feature_known, known): (bool, Vec<bool>) = {

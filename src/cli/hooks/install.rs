@@ -18,7 +18,7 @@ use crate::hooks::{HooksError, install};
 /// renamed to `<hook>.old` by lefthook or `<hook>.legacy` by pre-commit) is cleaned up or
 /// refreshed. With husky, nothing is written to husky's directory; the exact line to add to
 /// each `.husky/<hook>` is printed instead. Run it again after moving the binary. See
-/// docs/hooks.md.
+/// docs/how-to/install-hooks.md.
 ///
 /// When core.hooksPath comes from your global or system git config, that directory is shared
 /// by every repository: install refuses and names two remedies, a hooks path of this

@@ -20,7 +20,7 @@ use crate::workflow::emit::main_worktree_root;
 /// One daemon serves every worktree of the repository. It starts by itself when you are logged
 /// in and `[sync] background = "auto"` (the default) and a command records an event; these
 /// commands control it by hand. Its files live in `<common git dir>/spec-kitty/` (see
-/// docs/daemon.md).
+/// docs/how-to/run-sync-daemon.md).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     spec-kitty sync daemon start\n  \
@@ -50,7 +50,7 @@ enum DaemonCommand {
 
 #[derive(Debug, Args)]
 struct JsonArg {
-    /// Print the result as JSON (see docs/daemon.md).
+    /// Print the result as JSON (see docs/how-to/run-sync-daemon.md).
     #[arg(long)]
     json: bool,
 }

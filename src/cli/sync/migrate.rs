@@ -40,7 +40,7 @@ pub struct MigrateArgs {
     /// Count and list what would be imported; write nothing.
     #[arg(short = 'n', long)]
     dry_run: bool,
-    /// Print the report as JSON (documented in docs/migrate.md).
+    /// Print the report as JSON (documented in docs/how-to/migrate-from-python.md).
     #[arg(long)]
     json: bool,
 }

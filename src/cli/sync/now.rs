@@ -43,7 +43,7 @@ pub struct NowArgs {
     /// List every event sent and the server's answer.
     #[arg(short, long)]
     verbose: bool,
-    /// Print the summary as JSON (see docs/sync.md).
+    /// Print the summary as JSON (see docs/how-to/sync-to-server.md).
     #[arg(long)]
     json: bool,
     /// Also write the failures (rejected events, skipped pulled events, why the run stopped)

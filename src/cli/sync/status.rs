@@ -27,7 +27,7 @@ pub struct StatusArgs {
     /// Probe the server (Connected, Reachable (auth required), Unreachable (why), Error: …).
     #[arg(short, long)]
     check: bool,
-    /// Print the status as JSON (see docs/sync.md).
+    /// Print the status as JSON (see docs/how-to/sync-to-server.md).
     #[arg(long)]
     json: bool,
 }

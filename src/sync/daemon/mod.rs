@@ -1,7 +1,7 @@
 //! The live-sync daemon: one small process per repository (all its worktrees) that holds the
 //! WebSocket to the team server, sends new events within moments of their recording, writes
 //! teammates' events into their chains as they arrive, and falls back to batch upload when the
-//! WebSocket is down (docs/daemon.md).
+//! WebSocket is down (docs/how-to/run-sync-daemon.md).
 //!
 //! * [`paths`], [`record`]: its files under `<common git dir>/spec-kitty/` (owner record, state
 //!   file, log, wake socket), written atomically, never holding a token.

@@ -134,7 +134,7 @@ pub struct ChainImport {
     pub last_clock: Option<u64>,
 }
 
-/// Everything a migration found and did. Stable JSON (`sync migrate --json`, docs/migrate.md).
+/// Everything a migration found and did. Stable JSON (`sync migrate --json`, docs/how-to/migrate-from-python.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrateReport {
     pub dry_run: bool,
