@@ -87,6 +87,7 @@ impl Daemon {
                     limits,
                     &events,
                     deadline,
+                    push::DrainOptions::default(),
                     &mut |_, _| {},
                 ))
             })
