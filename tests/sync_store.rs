@@ -253,3 +253,62 @@ fn a_pulled_chain_in_arrival_order_verifies_and_the_next_clock_is_above_all_witn
         "above the 7 witnessed, not the tip's 4"
     );
 }
+
+#[test]
+fn the_oldest_unsent_event_comes_from_its_hint_and_a_bad_hint_falls_back_to_the_walk() {
+    if common::rerun_hermetic(
+        "the_oldest_unsent_event_comes_from_its_hint_and_a_bad_hint_falls_back_to_the_walk",
+    ) {
+        return;
+    }
+    let repo = TestRepo::new();
+    for wp in ["WP01", "WP02", "WP03", "WP04", "WP05"] {
+        repo.emit_status_ok(wp, "planned", "doing");
+    }
+    let log = EventLog::discover(&repo.root).unwrap();
+    let node = log.node_id().to_owned();
+    let oldest = |max_steps: usize| {
+        let range = log
+            .pending_ranges()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.node_id == node)
+            .unwrap();
+        let (s, exact) = range.oldest_unsent(&log, max_steps).unwrap().unwrap();
+        (s.seq, exact)
+    };
+    // A partial sync leaves the mark at 2: the hint (seq 1) no longer applies; the walk finds 3.
+    let chain = log.chain_events(&node).unwrap();
+    log.record_sync(&node, &report(&answers(&chain[..2], &[], "")))
+        .unwrap();
+    assert_eq!(oldest(100), (3, true));
+    assert_eq!(
+        oldest(1),
+        (4, false),
+        "a bounded walk says it stopped short"
+    );
+
+    // After a full sync, the next append is the oldest unsent and leaves a hint that is used.
+    log.record_sync(&node, &report(&answers(&chain[2..], &[], "")))
+        .unwrap();
+    for wp in ["WP06", "WP07", "WP08"] {
+        repo.emit_status_ok(wp, "planned", "doing");
+    }
+    let hint = log
+        .common_dir()
+        .join("spec-kitty/oldest-unsent")
+        .join(&node);
+    assert!(std::fs::read_to_string(&hint).unwrap().starts_with("6 "));
+    assert_eq!(oldest(1), (6, true), "the hint answers without a walk");
+
+    // A garbage hint, or one naming another position, is ignored.
+    for bad in [
+        "garbage",
+        "6 0000000000000000000000000000000000000000",
+        "7 abc",
+    ] {
+        std::fs::write(&hint, bad).unwrap();
+        assert_eq!(oldest(1), (7, false), "{bad}");
+        assert_eq!(oldest(100), (6, true), "{bad}");
+    }
+}

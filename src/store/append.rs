@@ -26,13 +26,15 @@ impl EventLog {
             let mut own_tip: Option<TipInfo> = None;
             let mut max_clock = 0;
             let mut pending = 0;
+            let mut first_unsent = true;
             // One read of each tip serves the clock, this node's parent and the pending count.
             for chain in &chains {
                 let info = self.tip_info(&chain.ref_name, chain.tip)?;
                 max_clock = max_clock.max(info.lamport);
-                pending +=
-                    PendingRange::of(self, &chain.node_id, Some(chain.tip), info.seq)?.pending();
+                let range = PendingRange::of(self, &chain.node_id, Some(chain.tip), info.seq)?;
+                pending += range.pending();
                 if chain.node_id == self.node_id() {
+                    first_unsent = range.unsent() == 0;
                     own_tip = Some(info);
                 }
             }
@@ -66,10 +68,14 @@ impl EventLog {
             Ok(Proposal {
                 expected: own_tip.as_ref().map(|t| t.id),
                 new: id,
-                value: (id, seq, event.lamport_clock),
+                value: (id, seq, event.lamport_clock, first_unsent),
             })
         })?;
-        let (commit, seq, lamport_clock) = swapped.value;
+        let (commit, seq, lamport_clock, first_unsent) = swapped.value;
+        if first_unsent {
+            // The event right after the mark: remembered so `sync status` need not walk to it.
+            self.record_oldest_unsent(self.node_id(), seq, commit);
+        }
         Ok(Appended {
             event_id: event.event_id,
             commit,

@@ -19,6 +19,7 @@ mod error;
 pub mod import;
 mod log;
 pub mod message;
+mod oldest;
 mod pending;
 mod pulled;
 mod read;
@@ -30,7 +31,7 @@ pub use error::StoreError;
 pub use log::{Appended, Chain, EventLog, StoredEvent};
 pub use message::{RejectedEvent, SyncRecord};
 pub use pending::{
-    Answer, Answered, ChainPending, PendingCommit, PendingRange, Settlement, settle,
+    Answer, Answered, ChainPending, OutgoingEvent, PendingCommit, PendingRange, Settlement, settle,
 };
 pub use pulled::PulledWrite;
 pub use read::EventFilter;

@@ -55,6 +55,54 @@ pub struct PendingCommit {
     pub seq: u64,
 }
 
+/// One pending event as a drain sends it (see [`EventLog::read_outgoing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEvent {
+    pub node_id: std::sync::Arc<str>,
+    pub commit: ObjectId,
+    pub seq: u64,
+    pub event_id: String,
+    pub event_type: String,
+    /// The commit's subject line: the event's one-line summary as recorded.
+    pub summary: String,
+    /// The envelope's JSON as recorded.
+    pub json: String,
+}
+
+impl OutgoingEvent {
+    fn from_message(c: &PendingCommit, msg: &str) -> std::result::Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow)]
+            event_id: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            event_type: std::borrow::Cow<'a, str>,
+        }
+        let t = super::message::parse_trailers(msg).map_err(|e| e.to_string())?;
+        let json = super::message::event_json(msg)
+            .ok_or_else(|| super::message::MessageError::MissingTrailers.to_string())?;
+        let head: Head<'_> = serde_json::from_str(json)
+            .map_err(|e| super::message::MessageError::BadJson(e.to_string()).to_string())?;
+        if head.event_id != t.event_id {
+            return Err(super::message::MessageError::Mismatch {
+                field: "event_id",
+                json: head.event_id.into_owned(),
+                trailer: t.event_id.to_owned(),
+            }
+            .to_string());
+        }
+        Ok(OutgoingEvent {
+            node_id: c.node_id.clone(),
+            commit: c.commit,
+            seq: c.seq,
+            event_id: head.event_id.into_owned(),
+            event_type: head.event_type.into_owned(),
+            summary: msg.lines().next().unwrap_or_default().to_owned(),
+            json: json.to_owned(),
+        })
+    }
+}
+
 /// What the server answered for one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -237,6 +285,9 @@ impl PendingRange {
         let Some(mut id) = self.tip.filter(|_| self.unsent() > 0) else {
             return Ok(None);
         };
+        if let Some(stored) = log.oldest_unsent_hint(&self.node_id, self.mark_seq() + 1) {
+            return Ok(Some((stored, true)));
+        }
         let chain = EventLog::chain_ref(&self.node_id);
         let target = self.mark_seq() + 1;
         let mut exact = false;
@@ -281,6 +332,29 @@ impl EventLog {
             .map(|c| {
                 self.read_event(&EventLog::chain_ref(&c.node_id), c.commit)
                     .map(|(s, _)| s)
+            })
+            .collect()
+    }
+
+    /// Reads the events of `commits` for sending: each envelope's JSON exactly as it was
+    /// recorded (it is the source of truth, so it goes on the wire byte for byte) and the few
+    /// fields a drain needs to apply the answer. The JSON is checked to be an object naming
+    /// the trailer's event id, but not parsed into an [`crate::event::Event`]: a batch of 1000
+    /// costs one commit read per event and nothing else.
+    pub fn read_outgoing(&self, commits: &[PendingCommit]) -> Result<Vec<OutgoingEvent>> {
+        commits
+            .iter()
+            .map(|c| {
+                let chain = EventLog::chain_ref(&c.node_id);
+                let (msg, _, _) = self.commit_message(&chain, c.commit)?;
+                OutgoingEvent::from_message(c, &msg).map_err(|reason| {
+                    super::StoreError::Unparseable {
+                        chain,
+                        commit: c.commit.to_string(),
+                        what: "event commit",
+                        reason,
+                    }
+                })
             })
             .collect()
     }

@@ -11,7 +11,7 @@ use super::gate::{Sender, clear_to_send};
 use super::http::{Limits, Reply};
 use super::lock;
 use super::pull::{self, Pulled};
-use super::push::{self, Progress, Pushed, Stop};
+use super::push::{self, DrainOptions, Progress, Pushed, Stop};
 use super::session::Session;
 use crate::store::{EventLog, StoredEvent};
 
@@ -26,6 +26,8 @@ pub struct NowOptions {
     pub deadline: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Keep every event's result for `--verbose`.
+    pub verbose: bool,
 }
 
 /// One pending event as `--dry-run` lists it.
@@ -109,8 +111,18 @@ pub fn sync_now(
     if !pending.is_empty() {
         match limits(&session) {
             Ok(limits) => {
-                summary.pushed =
-                    push::drain(log, &mut session, limits, &pending, deadline, progress);
+                let drain = DrainOptions {
+                    verbose: options.verbose,
+                };
+                summary.pushed = push::drain(
+                    log,
+                    &mut session,
+                    limits,
+                    &pending,
+                    deadline,
+                    drain,
+                    progress,
+                );
             }
             Err(stop) => {
                 summary.pushed.stop = Some(stop);

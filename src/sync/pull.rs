@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::http::Reply;
+use super::http::{EnvelopeHead, Reply};
 use super::push::{Stop, backoff};
 use super::session::Session;
 use crate::event::{self, Event};
@@ -165,15 +166,26 @@ pub fn pull(log: &EventLog, session: &mut Session, deadline: Instant) -> Pulled 
 /// every envelope that fails validation.
 fn sort_page(
     own_node: &str,
-    events: Vec<Value>,
+    events: Vec<Box<RawValue>>,
     skipped: &mut Vec<SkippedEvent>,
 ) -> BTreeMap<String, Vec<Event>> {
     let mut by_node: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    for value in events {
-        let id = value["event_id"].as_str().map(str::to_owned);
-        if value["node_id"].as_str() == Some(own_node) {
+    for raw in events {
+        let head = EnvelopeHead::of(&raw);
+        if head.node_id.as_deref() == Some(own_node) {
             continue;
         }
+        let id = head.event_id.map(|c| c.into_owned());
+        let value: Value = match serde_json::from_str(raw.get()) {
+            Ok(v) => v,
+            Err(e) => {
+                skipped.push(SkippedEvent {
+                    event_id: id,
+                    error: format!("not JSON: {e}"),
+                });
+                continue;
+            }
+        };
         match event::from_compatible(value) {
             Ok(e) => by_node.entry(e.node_id.clone()).or_default().push(e),
             Err(e) => skipped.push(SkippedEvent {

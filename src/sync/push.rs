@@ -6,14 +6,15 @@
 //! 0.5 s doubling to 30 s) and resend. Only a `rejected` answer counts against an event.
 
 use std::collections::BTreeMap;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::error::SyncError;
-use super::http::{Limits, Reply};
+use super::http::{EventResult, Limits, Reply, gzip};
 use super::session::Session;
-use crate::store::{Answer, Answered, EventLog, PendingCommit, StoredEvent, SyncReport};
+use crate::store::{Answer, Answered, EventLog, OutgoingEvent, PendingCommit, SyncReport};
 
 /// How many transient faults in a row a drain survives before it reports the server
 /// unreachable (each waits longer than the last, within the total deadline).
@@ -68,15 +69,42 @@ pub struct Pushed {
 /// Progress after each answered batch: (events answered so far, total).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
+/// How a drain reports.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DrainOptions {
+    /// Keep one [`EventLine`] per answered event (`sync now --verbose`); without it a drain of
+    /// 100,000 events keeps nothing per event but the rejections.
+    pub verbose: bool,
+}
+
+/// One batch, read and compressed, ready to send (and to resend as it is).
+struct Batch {
+    /// Index in `pending` of its first event.
+    start: usize,
+    events: Vec<OutgoingEvent>,
+    gz: Vec<u8>,
+}
+
+/// What the uploader thread is asked to do: send this body with this token.
+type Job = (String, Vec<u8>);
+
 /// Drains `pending` (oldest first per chain) in batches.
+///
+/// Pipelined, one request in flight: while the server works on batch N, this thread reads
+/// and compresses batch N+1, and as soon as N is answered, N+1 goes out before N's answers
+/// are recorded. Answers are still recorded strictly in batch order, one compare-and-swap per
+/// chain per batch, so the sync-state refs only ever move forward over answered events; a
+/// kill at any point leaves at most the events in flight to be resent (answered `duplicate`).
 pub fn drain(
     log: &EventLog,
     session: &mut Session,
     limits: Limits,
     pending: &[PendingCommit],
     deadline: Instant,
+    options: DrainOptions,
     progress: Progress<'_>,
 ) -> Pushed {
+    let http = session.http.clone();
     let mut d = Drain {
         log,
         server: session.http.base.clone(),
@@ -87,28 +115,27 @@ pub fn drain(
         transient_in_a_row: 0,
         refreshed_for_batch: false,
         deadline,
+        options,
         out: Pushed::default(),
     };
-    let total = pending.len() as u64;
-    let mut idx = 0;
-    while idx < pending.len() {
-        if Instant::now() >= deadline {
-            d.out.stop = Some(Stop::Deadline);
-            break;
-        }
-        let end = (idx + d.size).min(pending.len());
-        match d.send(&pending[idx..end]) {
-            Ok(0) => {}
-            Ok(n) => {
-                idx += n;
-                progress(idx as u64, total);
+    let idx = std::thread::scope(|scope| {
+        let (jobs, job_rx) = mpsc::sync_channel::<Job>(1);
+        let (reply_tx, replies) = mpsc::sync_channel(1);
+        scope.spawn(move || {
+            for (access, gz) in job_rx {
+                if reply_tx.send(http.upload_gzipped(&access, gz)).is_err() {
+                    break;
+                }
             }
-            Err(stop) => {
-                d.out.stop = Some(stop);
-                break;
-            }
+        });
+        let mut idx = 0;
+        if let Err(stop) = d.run(pending, &jobs, &replies, &mut idx, progress) {
+            d.out.stop = Some(stop);
         }
-    }
+        // Dropping `jobs` ends the uploader once its request (if any) is answered.
+        drop(jobs);
+        idx
+    });
     d.out.left = (pending.len() - idx) as u64;
     d.out
 }
@@ -125,45 +152,139 @@ struct Drain<'a> {
     transient_in_a_row: u32,
     refreshed_for_batch: bool,
     deadline: Instant,
+    options: DrainOptions,
     out: Pushed,
 }
 
+/// What to do after a fault.
+enum Next {
+    /// Send the same batch again (after a refresh or a backoff).
+    Resend,
+    /// Read the events again in smaller batches (after a 413).
+    Rebatch,
+}
+
 impl Drain<'_> {
-    /// Sends one batch from the front of `window`: the number of events answered and applied,
-    /// 0 when the same events must be sent again (after a refresh, a halving or a backoff).
-    fn send(&mut self, window: &[PendingCommit]) -> Result<usize, Stop> {
-        // Only one batch of envelopes is in memory at a time.
-        let events = self.log.read_pending(window).map_err(|e| Stop::Server {
-            status: 0,
-            message: format!("pending events could not be read: {e}"),
-        })?;
-        let (body, n) = batch_body(&events, self.max_bytes);
-        let chunk = &events[..n];
-        let access = self.session.access().map_err(stop_for)?;
-        match self.session.http.upload(&access, &body) {
-            Reply::Ok(results) => {
-                self.transient_in_a_row = 0;
-                self.refreshed_for_batch = false;
-                apply(
-                    self.log,
-                    &self.server,
-                    &self.team,
-                    chunk,
-                    &results,
-                    &mut self.out,
-                )
+    /// The loop; `idx` is the index of the first event not yet answered.
+    fn run(
+        &mut self,
+        pending: &[PendingCommit],
+        jobs: &mpsc::SyncSender<Job>,
+        replies: &mpsc::Receiver<Reply<Vec<EventResult>>>,
+        idx: &mut usize,
+        progress: Progress<'_>,
+    ) -> Result<(), Stop> {
+        let total = pending.len() as u64;
+        // Read and compressed ahead, not sent yet.
+        let mut ready: Option<Batch> = None;
+        // Sent, not answered yet.
+        let mut inflight: Option<Batch> = None;
+        loop {
+            let batch = match inflight.take() {
+                Some(b) => b,
+                None => {
+                    if *idx >= pending.len() {
+                        return Ok(());
+                    }
+                    if Instant::now() >= self.deadline {
+                        return Err(Stop::Deadline);
+                    }
+                    let b = match ready.take() {
+                        Some(b) if b.start == *idx => b,
+                        _ => self.prepare(pending, *idx)?,
+                    };
+                    self.send(jobs, &b)?;
+                    b
+                }
+            };
+            let end = batch.start + batch.events.len();
+            if ready.is_none() && end < pending.len() {
+                ready = Some(self.prepare(pending, end)?);
+            }
+            let reply = replies.recv().map_err(|_| Stop::Server {
+                status: 0,
+                message: "the upload thread stopped unexpectedly".into(),
+            })?;
+            let Reply::Ok(results) = reply else {
+                match self.fault(reply, &batch)? {
+                    Next::Resend => {
+                        self.send(jobs, &batch)?;
+                        inflight = Some(batch);
+                    }
+                    Next::Rebatch => ready = None,
+                }
+                continue;
+            };
+            self.transient_in_a_row = 0;
+            self.refreshed_for_batch = false;
+            // The next batch goes out before this one's answers are recorded, so the server
+            // is never idle while this thread writes the sync-state commit.
+            if Instant::now() < self.deadline
+                && let Some(b) = ready.take().filter(|b| b.start == end)
+            {
+                self.send(jobs, &b)?;
+                inflight = Some(b);
+            }
+            apply(
+                self.log,
+                &self.server,
+                &self.team,
+                &batch.events,
+                &results,
+                self.options.verbose,
+                &mut self.out,
+            )
+            .map_err(|e| Stop::Server {
+                status: 0,
+                message: format!("answers could not be recorded: {e}"),
+            })?;
+            self.out.batches += 1;
+            *idx = end;
+            progress(end as u64, total);
+        }
+    }
+
+    /// Reads and compresses the batch starting at `start`: at most `size` events, and as many
+    /// as fit under the server's byte limit (at least one).
+    fn prepare(&self, pending: &[PendingCommit], start: usize) -> Result<Batch, Stop> {
+        let end = (start + self.size).min(pending.len());
+        let mut events =
+            self.log
+                .read_outgoing(&pending[start..end])
                 .map_err(|e| Stop::Server {
                     status: 0,
-                    message: format!("answers could not be recorded: {e}"),
+                    message: format!("pending events could not be read: {e}"),
                 })?;
-                self.out.batches += 1;
-                Ok(n)
-            }
+        let (body, n) = batch_body(&events, self.max_bytes);
+        events.truncate(n);
+        let gz = gzip(&body).map_err(|e| Stop::Server {
+            status: 0,
+            message: format!("cannot compress the batch: {e}"),
+        })?;
+        Ok(Batch { start, events, gz })
+    }
+
+    /// Hands `batch` to the uploader with a fresh token.
+    fn send(&mut self, jobs: &mpsc::SyncSender<Job>, batch: &Batch) -> Result<(), Stop> {
+        let access = self.session.access().map_err(stop_for)?;
+        jobs.send((access, batch.gz.clone()))
+            .map_err(|_| Stop::Server {
+                status: 0,
+                message: "the upload thread stopped unexpectedly".into(),
+            })
+    }
+
+    /// What a fault means for `batch`: send it again (after a refresh or a backoff), read it
+    /// again in smaller batches (413), or stop.
+    fn fault(&mut self, reply: Reply<Vec<EventResult>>, batch: &Batch) -> Result<Next, Stop> {
+        let n = batch.events.len();
+        match reply {
+            Reply::Ok(_) => Ok(Next::Resend),
             Reply::Unauthorized if !self.refreshed_for_batch => {
                 self.out.transient_faults += 1;
                 self.refreshed_for_batch = true;
                 self.session.after_unauthorized().map_err(stop_for)?;
-                Ok(0)
+                Ok(Next::Resend)
             }
             Reply::Unauthorized => Err(Stop::Auth {
                 message: "the server refused a freshly refreshed token".into(),
@@ -171,13 +292,13 @@ impl Drain<'_> {
             Reply::TooLarge if n > 1 => {
                 self.out.transient_faults += 1;
                 self.size = (n / 2).max(1);
-                Ok(0)
+                Ok(Next::Rebatch)
             }
             Reply::TooLarge => Err(Stop::Server {
                 status: 413,
                 message: format!(
                     "event {} alone is larger than the server accepts",
-                    chunk[0].event.event_id
+                    batch.events[0].event_id
                 ),
             }),
             Reply::Transient {
@@ -193,7 +314,7 @@ impl Drain<'_> {
                     return Err(Stop::Unreachable { reason });
                 }
                 std::thread::sleep(wait);
-                Ok(0)
+                Ok(Next::Resend)
             }
             Reply::Failed { status, message } => Err(Stop::Server { status, message }),
         }
@@ -221,20 +342,21 @@ fn stop_for(e: SyncError) -> Stop {
     }
 }
 
-/// The JSON body for as many events of `chunk` as fit under `max_bytes` (at least one).
-fn batch_body(chunk: &[StoredEvent], max_bytes: Option<usize>) -> (Vec<u8>, usize) {
-    let mut body = Vec::with_capacity(chunk.len() * 700 + 16);
+/// The JSON body for as many events of `chunk` as fit under `max_bytes` (at least one): the
+/// envelopes exactly as recorded.
+fn batch_body(chunk: &[OutgoingEvent], max_bytes: Option<usize>) -> (Vec<u8>, usize) {
+    let mut body = Vec::with_capacity(chunk.iter().map(|e| e.json.len() + 1).sum::<usize>() + 16);
     body.extend_from_slice(b"{\"events\":[");
     let mut n = 0;
-    for s in chunk {
-        let json = serde_json::to_vec(&s.event).unwrap_or_default();
+    for e in chunk {
+        let json = e.json.as_bytes();
         if n > 0 && max_bytes.is_some_and(|m| body.len() + json.len() + 3 > m) {
             break;
         }
         if n > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(&json);
+        body.extend_from_slice(json);
         n += 1;
     }
     body.extend_from_slice(b"]}");
@@ -246,16 +368,17 @@ fn apply(
     log: &EventLog,
     server: &str,
     team: &str,
-    chunk: &[StoredEvent],
-    results: &[super::http::EventResult],
+    chunk: &[OutgoingEvent],
+    results: &[EventResult],
+    verbose: bool,
     out: &mut Pushed,
 ) -> Result<(), crate::store::StoreError> {
-    let by_id: std::collections::HashMap<&str, &super::http::EventResult> =
+    let by_id: std::collections::HashMap<&str, &EventResult> =
         results.iter().map(|r| (r.event_id.as_str(), r)).collect();
     let mut per_chain: BTreeMap<&str, Vec<Answered>> = BTreeMap::new();
     for s in chunk {
         // An event the server did not answer for stays pending (it is simply sent again).
-        let Some(r) = by_id.get(s.event.event_id.as_str()) else {
+        let Some(r) = by_id.get(s.event_id.as_str()) else {
             continue;
         };
         let answer = match r.status.as_str() {
@@ -271,21 +394,20 @@ fn apply(
             }
             Answer::Rejected(_) => {}
         }
-        out.lines.push(EventLine {
-            event_id: s.event.event_id.clone(),
-            event_type: s.event.event_type.clone(),
-            summary: s.event.summary(),
-            status: r.status.clone(),
-        });
-        per_chain
-            .entry(s.event.node_id.as_str())
-            .or_default()
-            .push(Answered {
-                event_id: s.event.event_id.clone(),
-                commit: s.commit,
-                seq: s.seq,
-                answer,
+        if verbose {
+            out.lines.push(EventLine {
+                event_id: s.event_id.clone(),
+                event_type: s.event_type.clone(),
+                summary: s.summary.clone(),
+                status: r.status.clone(),
             });
+        }
+        per_chain.entry(&s.node_id).or_default().push(Answered {
+            event_id: s.event_id.clone(),
+            commit: s.commit,
+            seq: s.seq,
+            answer,
+        });
     }
     for (node, answers) in per_chain {
         let state = log.record_sync(
@@ -307,8 +429,8 @@ fn apply(
                 .map_or(1, |r| r.retry_count);
             let event_type = chunk
                 .iter()
-                .find(|s| s.event.event_id == a.event_id)
-                .map(|s| s.event.event_type.clone())
+                .find(|s| s.event_id == a.event_id)
+                .map(|s| s.event_type.clone())
                 .unwrap_or_default();
             let error = match &a.answer {
                 Answer::Rejected(e) => e.clone(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use miette::{IntoDiagnostic, WrapErr};
 
 use crate::store::EventLog;
-use crate::sync::http::{Http, Reply};
+use crate::sync::http::{EnvelopeHead, Http, Reply};
 
 /// The demo users' password (throwaway, like everything in the demo).
 pub const PASSWORD: &str = "demo password 1234";
@@ -149,8 +149,8 @@ impl TeamServer {
                 _ => miette::bail!("cannot pull from the demo's server"),
             };
             for e in &page.events {
-                if let Some(id) = e["event_id"].as_str() {
-                    ids.insert(id.to_owned());
+                if let Some(id) = EnvelopeHead::of(e).event_id {
+                    ids.insert(id.into_owned());
                 }
             }
             match page.next {

@@ -63,6 +63,7 @@ pub fn run(dir: &Path, a: NowArgs) -> miette::Result<ExitCode> {
         dry_run: a.dry_run,
         deadline,
         request_timeout: deadline.min(Duration::from_secs(60)),
+        verbose: a.verbose,
     };
     if !a.json
         && !a.dry_run

@@ -93,6 +93,7 @@ impl Daemon {
                     limits,
                     &events,
                     deadline,
+                    push::DrainOptions::default(),
                     &mut |_, _| {},
                 ))
             })
