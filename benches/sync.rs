@@ -75,6 +75,15 @@ fn repository(dir: &Path, home: &Path, n: usize) {
     }
 }
 
+/// `BENCH_SYNC_WRAP`: a command prefix for the timed runs, for profiling them (e.g.
+/// `strace -f -tt -e trace=connect,write -o /tmp/sync.strace`, or `perf record -g -o F`).
+/// Split on whitespace; unset for the figures in docs/benchmarks.md.
+fn wrapper() -> Vec<String> {
+    std::env::var("BENCH_SYNC_WRAP")
+        .map(|w| w.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 /// Runs `spec-kitty ARGS` under `/usr/bin/time`: (wall time, peak RSS KiB, stdout).
 fn timed(dir: &Path, home: &Path, args: &[&str]) -> (Duration, Option<u64>, String) {
     let rss_file = home.join("rss");
@@ -84,6 +93,7 @@ fn timed(dir: &Path, home: &Path, args: &[&str]) -> (Duration, Option<u64>, Stri
         .arg("%M")
         .arg("-o")
         .arg(&rss_file)
+        .args(wrapper())
         .arg(BIN)
         .args(args)
         .stderr(Stdio::inherit())

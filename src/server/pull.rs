@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -66,20 +66,20 @@ pub async fn pull(
         Some(last) => format!("\"{}\"", last.seq),
         None => "null".to_owned(),
     };
-    // Streamed as the stored texts, without copying them into one string.
-    let mut chunks = Vec::with_capacity(events.len() * 2 + 2);
-    chunks.push(Bytes::from_static(b"{\"events\":["));
-    for (i, e) in events.into_iter().enumerate() {
+    // One body, the stored texts joined as they are (no re-serialisation). Not a stream of
+    // per-event chunks: each chunk costs the client a wake-up (measured: a 2,000-event page
+    // as chunks made pulling 10,000 events slower than pushing them).
+    let tail = format!("],\"next\":{next},\"cursor\":\"{cursor}\"}}");
+    let size: usize = events.iter().map(|e| e.envelope.len() + 1).sum::<usize>() + tail.len() + 12;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(b"{\"events\":[");
+    for (i, e) in events.iter().enumerate() {
         if i > 0 {
-            chunks.push(Bytes::from_static(b","));
+            body.push(b',');
         }
-        chunks.push(Bytes::from(e.envelope));
+        body.extend_from_slice(e.envelope.as_bytes());
     }
-    chunks.push(Bytes::from(format!(
-        "],\"next\":{next},\"cursor\":\"{cursor}\"}}"
-    )));
-    let body = Body::from_stream(futures_util::stream::iter(
-        chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
-    ));
+    body.extend_from_slice(tail.as_bytes());
+    let body = Body::from(body);
     Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }

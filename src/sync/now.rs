@@ -87,19 +87,22 @@ pub fn sync_now(
     let deadline = start + options.deadline;
     // The one egress gate: the preflight, and the running daemon sending as the same identity.
     let cleared = clear_to_send(log, config, Sender::Foreground)?;
-    let pending = log.pending_commits()?;
+    // A count from the tips' sequence numbers, not a walk: the chain is walked once, under
+    // the lock (or for `--dry-run` only, which lists what would be sent).
+    let count = log.pending_count()?;
     let mut summary = SyncSummary {
         server_url: cleared.server_url.clone(),
         team: cleared.credentials.team_slug.clone(),
         dry_run: options.dry_run,
-        pending_before: pending.len() as u64,
+        pending_before: count,
         pushed: Pushed::default(),
         pulled: Pulled::default(),
-        pending_after: pending.len() as u64,
+        pending_after: count,
         warnings: cleared.warnings.clone(),
         would_send: Vec::new(),
     };
     if options.dry_run {
+        let pending = log.pending_commits()?;
         summary.would_send = log.read_pending(&pending)?.iter().map(line).collect();
         return Ok(summary);
     }
