@@ -206,8 +206,19 @@ struct BoardWatch {
 impl BoardWatch {
     fn start(repo: &common::TestRepo) -> BoardWatch {
         use std::io::Read;
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(common::BIN);
+        // As at a terminal: Ctrl-C's default action. A test run started in the background by
+        // a non-interactive shell inherits SIGINT ignored, and exec keeps that.
+        // SAFETY: only signal(2), which is async-signal-safe, between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
         let mut child = repo
-            .env(Command::new(common::BIN).current_dir(&repo.root))
+            .env(cmd.current_dir(&repo.root))
             .args(["status", "--watch"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
