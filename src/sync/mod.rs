@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod error;
 pub mod gate;
 pub mod http;
+pub mod keyring;
 pub mod lock;
 pub mod migrate;
 pub mod now;

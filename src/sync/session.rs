@@ -206,6 +206,7 @@ impl Session {
 pub fn current_team(config: &ClientConfig) -> Option<String> {
     let url = config.server_url.as_deref()?;
     let store = CredentialStore::from_env().ok()?;
-    let creds = store.load(url).ok()??;
-    (creds.refresh_remaining(now()) > 0).then_some(creds.team_slug)
+    // The file's record alone: the emit path never waits on the OS keyring.
+    let id = store.identity(url).ok()??;
+    (id.refresh_expires_at > now()).then_some(id.team_slug)
 }

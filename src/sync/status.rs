@@ -73,6 +73,11 @@ pub struct SyncStatus {
 
 /// The session summary of `url`, if logged in.
 pub fn auth_summary(store: &CredentialStore, url: &str) -> Result<Option<AuthSummary>, SyncError> {
+    let Some(id) = store.identity(url)? else {
+        return Ok(None);
+    };
+    // The tokens must still be where the record says (an OS keyring can lose them): an
+    // honest status fails here with the command that fixes it.
     let Some(c) = store.load(url)? else {
         return Ok(None);
     };
@@ -85,7 +90,7 @@ pub fn auth_summary(store: &CredentialStore, url: &str) -> Result<Option<AuthSum
         refresh_remaining_secs: c.refresh_remaining(now),
         access: describe_remaining(c.access_remaining(now)),
         refresh: describe_remaining(c.refresh_remaining(now)),
-        store: store.describe(),
+        store: store.describe_held(id.store),
     }))
 }
 

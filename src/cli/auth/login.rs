@@ -46,7 +46,7 @@ pub fn run(a: LoginArgs) -> miette::Result<ExitCode> {
     let url = server_url(&config)?;
     let store = CredentialStore::from_env().map_err(SyncError::from)?;
     if !a.force
-        && let Some(c) = store.load(&url).map_err(SyncError::from)?
+        && let Some(c) = store.identity(&url).map_err(SyncError::from)?
     {
         return Err(SyncError::AlreadyLoggedIn {
             server: url,
@@ -93,14 +93,14 @@ pub fn run(a: LoginArgs) -> miette::Result<ExitCode> {
             "username": creds.username,
             "team": creds.team_slug,
             "server_url": creds.server_url,
-            "credential_store": store.describe(),
+            "credential_store": store.describe(&url),
         }))?;
     } else {
         crate::outln!("✅ Login successful!");
         crate::outln!("   Logged in as: {}", creds.username);
         crate::outln!("   Team:         {}", creds.team_slug);
         crate::outln!("   Server:       {}", creds.server_url);
-        crate::outln!("   Credentials:  {}", store.describe());
+        crate::outln!("   Credentials:  {}", store.describe(&url));
     }
     Ok(ExitCode::SUCCESS)
 }

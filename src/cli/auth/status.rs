@@ -34,7 +34,7 @@ pub fn run(a: StatusArgs) -> miette::Result<ExitCode> {
         let mut v = serde_json::to_value(&summary)
             .map_err(|e| miette::miette!("cannot serialise output: {e}"))?;
         if v.is_null() {
-            v = serde_json::json!({"server_url": url, "store": store.describe()});
+            v = serde_json::json!({"server_url": url, "store": store.describe(&url)});
         }
         v["logged_in"] = logged_in.into();
         print_json(&v)?;
