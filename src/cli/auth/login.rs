@@ -14,8 +14,10 @@ use crate::sync::{ClientConfig, SyncError};
 ///
 /// Prompts for what is missing (the password without echo) when stdin is a terminal; refuses
 /// to prompt when it is not. Credentials are stored per server URL (logging in to a second
-/// server keeps the first session), in ~/.spec-kitty/credentials with mode 0600. Tokens never
-/// appear in output, logs or git objects.
+/// server keeps the first session): the tokens in the OS keyring when one works here (Secret
+/// Service, Keychain), else in ~/.spec-kitty/credentials with mode 0600;
+/// SPEC_KITTY_CREDENTIAL_STORE=file|keyring picks one. Tokens never appear in output, logs or
+/// git objects.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     spec-kitty auth login\n  \
