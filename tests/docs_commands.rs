@@ -16,13 +16,21 @@
 //! - Every page runs in one `bash` of its own (so `cd` and variables carry over between its
 //!   commands) with a hermetic environment: HOME is a temp dir, shown as `/home/you` in the
 //!   pages; `SPEC_KITTY_HOME` is `~/.spec-kitty`; the credential store is the 0600 file.
+//! - The machine: git's identity is `Alice <alice@example.com>` (`~/.gitconfig`), and
+//!   `~/spec-kitty` stands for the reader's checkout of this repository: the test puts a copy
+//!   of its `fixtures/` there (nothing else), so a page can use them without touching the
+//!   real ones. The tools the pages call besides `spec-kitty`, `spec-kitty-server` and git
+//!   ([`TOOLS`]) must be installed.
 //! - The server: the test starts a real `spec-kitty-server` on an ephemeral port before the
-//!   first page, and `spec-kitty-server` commands in the pages work on its database. Pages
-//!   show the default address `127.0.0.1:8750`; the test replaces it with the real one in
-//!   commands and in output, so the port is a placeholder too.
+//!   first page, on the default database `~/.local/share/spec-kitty/server.db` of the temp
+//!   HOME, so `spec-kitty-server` commands in the pages (and a backup of that file) work on
+//!   the running server's database. Pages show the default address `127.0.0.1:8750`; the
+//!   test replaces it with the real one in commands and in output, so the port is a
+//!   placeholder too.
 //! - Pages run in [`PAGES`] order and share the temp HOME: the tutorial starts from nothing
 //!   and ends with the practice repository `~/checkout-app` synced; each how-to starts in that
-//!   repository (its prerequisites are the tutorial's end state).
+//!   repository (its prerequisites are the tutorial's end state). What a page starts in the
+//!   background (`… &`) is stopped, by its pid, when the page ends.
 
 mod common;
 mod server_common;
@@ -42,7 +50,14 @@ const PAGES: &[&str] = &[
     "docs/how-to/sync-to-server.md",
     "docs/how-to/run-sync-daemon.md",
     "docs/how-to/install-hooks.md",
+    "docs/how-to/sync-workspaces.md",
+    "docs/how-to/migrate-from-python.md",
+    "docs/how-to/use-dashboard.md",
+    "docs/how-to/self-host-server.md",
 ];
+
+/// The programs the pages run besides `spec-kitty`, `spec-kitty-server`, git and bash.
+const TOOLS: &[&str] = &["curl", "jq", "sqlite3", "openssl"];
 
 /// The address the pages show for the local server.
 const SHOWN_ADDR: &str = "127.0.0.1:8750";
@@ -158,7 +173,7 @@ struct Shell {
 const DONE: &str = "__SPEC_KITTY_DOCS_DONE__";
 
 impl Shell {
-    fn start(home: &Path, cwd: &Path, server_db: &Path) -> Shell {
+    fn start(home: &Path, cwd: &Path) -> Shell {
         let bin_dir = Path::new(common::BIN)
             .parent()
             .expect("the binaries' directory");
@@ -171,7 +186,6 @@ impl Shell {
         cmd.args(["--noprofile", "--norc"]);
         common::hermetic(&mut cmd, home, common::Keyring::FileStore)
             .env("PATH", path)
-            .env("SPEC_KITTY_SERVER_DB", server_db)
             .env("XDG_DATA_HOME", home.join(".local/share"))
             .env("COLUMNS", "100")
             .env("NO_COLOR", "1")
@@ -232,7 +246,8 @@ impl Shell {
 
 impl Drop for Shell {
     fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "exit");
+        // What the page started in the background (`… &`) ends with it: its jobs, by pid.
+        let _ = writeln!(self.stdin, "kill $(jobs -p) 2>/dev/null; wait; exit");
         for _ in 0..100 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
@@ -248,13 +263,57 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Copies the directory `from` to `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create a directory");
+    for entry in std::fs::read_dir(from).expect("read a directory") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
+/// The temp HOME of a reader's machine: git's identity, a copy of the fixtures under
+/// `~/spec-kitty`, and the server's data directory.
+fn reader_home(home: &Path) {
+    std::fs::create_dir_all(home.join(".local/share/spec-kitty")).expect("data dir");
+    std::fs::write(
+        home.join(".gitconfig"),
+        "[user]\n\tname = Alice\n\temail = alice@example.com\n",
+    )
+    .expect("write ~/.gitconfig");
+    copy_dir(&root().join("fixtures"), &home.join("spec-kitty/fixtures"));
+}
+
 #[test]
 fn the_tutorial_and_how_tos_run_exactly_as_shown() {
-    let server = TestServer::start(&[]);
-    let real_addr = server.addr();
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .copied()
+        .filter(|tool| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the pages run {missing:?}, which is not installed (Debian: apt-get install {})",
+        missing.join(" ")
+    );
     let tmp = tempfile::tempdir().expect("temp dir");
     let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).expect("home");
+    reader_home(&home);
+    let db = home.join(".local/share/spec-kitty/server.db");
+    // `--db` after `serve` overrides the one TestServer gives: the reader's default database.
+    let server = TestServer::start(&["--db", &db.display().to_string()]);
+    let real_addr = server.addr();
     let home_text = home.display().to_string();
     let mut failures = Vec::new();
     let mut ran = 0;
@@ -262,7 +321,10 @@ fn the_tutorial_and_how_tos_run_exactly_as_shown() {
         let text = std::fs::read_to_string(root().join(page))
             .unwrap_or_else(|e| panic!("read {page}: {e}"));
         let steps = steps(&text);
-        assert!(!steps.is_empty(), "{page} has no ```console commands");
+        if steps.is_empty() {
+            failures.push(format!("{page}: has no ```console commands"));
+            continue;
+        }
         let cwd = if n == 0 {
             home.clone()
         } else {
@@ -275,7 +337,7 @@ fn the_tutorial_and_how_tos_run_exactly_as_shown() {
             ));
             continue;
         }
-        let mut shell = Shell::start(&home, &cwd, &server.dir.join("server.db"));
+        let mut shell = Shell::start(&home, &cwd);
         for step in steps {
             let command = step.command.replace(SHOWN_ADDR, &real_addr);
             let (actual, status) = shell.run(&command);
@@ -304,7 +366,7 @@ fn the_tutorial_and_how_tos_run_exactly_as_shown() {
     // record (the command signals only the pid the record names).
     let repo = home.join("checkout-app");
     if repo.is_dir() {
-        let mut shell = Shell::start(&home, &repo, &server.dir.join("server.db"));
+        let mut shell = Shell::start(&home, &repo);
         let _ = shell.run("spec-kitty sync daemon stop");
     }
     assert!(ran > 0, "no command ran");
