@@ -180,6 +180,11 @@ impl EventLog {
         chain: &str,
         id: ObjectId,
     ) -> Result<(String, Option<ObjectId>, Vec<ObjectId>)> {
+        // The common case without gix's mmap per object (store/loose.rs says why); gix for
+        // everything else, and for its error messages.
+        if let Some(c) = super::loose::read_commit(&self.common_dir.join("objects"), &id) {
+            return Ok((c.message, c.parents.first().copied(), c.parents));
+        }
         let commit = self
             .repo
             .find_commit(id)

@@ -18,6 +18,7 @@ mod cas;
 mod error;
 pub mod import;
 mod log;
+mod loose;
 pub mod message;
 mod oldest;
 mod pending;
