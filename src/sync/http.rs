@@ -360,7 +360,10 @@ fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
-        "connection refused or host not found".into()
+        match tls_failure(e) {
+            Some(tls) => format!("TLS handshake failed: {tls}"),
+            None => "connection refused or host not found".into(),
+        }
     } else if e.is_body() || e.is_decode() {
         "connection dropped while reading the answer".into()
     } else if e.is_request() {
@@ -368,6 +371,26 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         e.to_string()
     }
+}
+
+/// The TLS error under a failed connection, if that is what failed (an untrusted or expired
+/// certificate, a name mismatch): a reachable server must not read as "connection refused".
+/// rustls's errors come wrapped in `io::Error`s (two deep), whose `source()` skips the wrapped
+/// error, so those are unwrapped with `get_ref()`.
+fn tls_failure(e: &reqwest::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 fn urlencode(s: &str) -> String {
