@@ -195,7 +195,13 @@ fn run(cli: Cli) -> miette::Result<()> {
                 print_json(&teams)
             } else {
                 for t in &teams {
-                    spec_kitty::outln!("{}\t{} users\t{} events", t.slug, t.users, t.events);
+                    spec_kitty::outln!(
+                        "{}\t{} {}\t{} events",
+                        t.slug,
+                        t.users,
+                        if t.users == 1 { "user" } else { "users" },
+                        t.events
+                    );
                 }
                 Ok(())
             }
