@@ -208,16 +208,7 @@ fn status_check_names_each_connection_state() {
 #[test]
 fn an_untrusted_certificate_is_named_as_a_tls_failure() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
-    let server = TestServer::start(&[
-        "--tls-cert",
-        cert_path.to_str().expect("utf-8"),
-        "--tls-key",
-        key_path.to_str().expect("utf-8"),
-    ]);
+    let server = server_common::SelfSigned::new(dir.path()).serve();
     let repo = repo_for(&server);
     let out = repo.sk(&["sync", "status", "--check"]);
     assert_eq!(out.status.code(), Some(1));

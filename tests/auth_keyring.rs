@@ -135,18 +135,11 @@ impl Drop for SecretService {
 
 /// `spec-kitty ARGS` in the repository, on the test's session bus, `input` on stdin.
 fn sk_bus(repo: &TestRepo, bus: &SecretService, args: &[&str], input: &str) -> Output {
-    let mut child = repo
-        .env(Command::new(BIN).current_dir(&repo.root).args(args))
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run spec-kitty");
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = writeln!(stdin, "{input}");
-    }
-    child.wait_with_output().expect("wait")
+    run_with_stdin(
+        repo.env(Command::new(BIN).current_dir(&repo.root).args(args))
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address),
+        input,
+    )
 }
 
 fn text(out: &Output) -> String {
@@ -320,7 +313,7 @@ fn a_forced_keyring_that_does_not_work_is_refused_and_the_default_uses_the_file(
     repo.env(cmd.current_dir(&repo.root).args(login))
         .env("SPEC_KITTY_CREDENTIAL_STORE", "keyring")
         .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
-    let out = run_with_input(&mut cmd, PASSWORD);
+    let out = run_with_stdin(&mut cmd, PASSWORD);
     let shown = common::unwrap_lines(&text(&out));
     assert!(!out.status.success(), "{shown}");
     assert!(
@@ -336,17 +329,4 @@ fn a_forced_keyring_that_does_not_work_is_refused_and_the_default_uses_the_file(
     assert!(shown.contains("credentials (mode 0600)"), "{shown}");
     let file = std::fs::read_to_string(credentials_file(&repo)).unwrap();
     assert!(!file.contains("\"store\""), "a file record: {file}");
-}
-
-fn run_with_input(cmd: &mut Command, input: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run spec-kitty");
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = writeln!(stdin, "{input}");
-    }
-    child.wait_with_output().expect("wait")
 }

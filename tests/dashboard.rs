@@ -592,24 +592,14 @@ async fn given_an_open_live_stream_a_new_event_is_announced() {
 #[tokio::test]
 async fn given_https_the_session_cookie_is_secure() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
-    let server = TestServer::start(&[
-        "--tls-cert",
-        cert_path.to_str().expect("utf-8"),
-        "--tls-key",
-        key_path.to_str().expect("utf-8"),
-    ]);
+    let tls = server_common::SelfSigned::new(dir.path());
+    let server = tls.serve();
     server.add_user("alice", "acme");
     let mut b = Browser::new(&server.url);
     b.http = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem"),
-        )
+        .add_root_certificate(reqwest::Certificate::from_pem(tls.cert_pem.as_bytes()).expect("pem"))
         .build()
         .expect("client");
     let res = b.submit_login("alice", PASSWORD).await;

@@ -255,17 +255,8 @@ async fn a_restart_loses_nothing_that_was_acknowledged() {
 #[tokio::test]
 async fn tls_with_a_self_signed_certificate_serves_the_api() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-        .expect("self-signed certificate");
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
-    let server = TestServer::start(&[
-        "--tls-cert",
-        cert_path.to_str().expect("utf-8"),
-        "--tls-key",
-        key_path.to_str().expect("utf-8"),
-    ]);
+    let tls = server_common::SelfSigned::new(dir.path());
+    let server = tls.serve();
     assert!(
         server.url.starts_with("https://127.0.0.1:"),
         "{}",
@@ -276,9 +267,7 @@ async fn tls_with_a_self_signed_certificate_serves_the_api() {
     let _ = client();
     let tls = reqwest::Client::builder()
         .no_proxy()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem"),
-        )
+        .add_root_certificate(reqwest::Certificate::from_pem(tls.cert_pem.as_bytes()).expect("pem"))
         .build()
         .expect("client");
     let res = tls

@@ -234,6 +234,39 @@ impl Drop for TestServer {
     }
 }
 
+/// A self-signed certificate for 127.0.0.1 and localhost, written into a directory, and the
+/// `serve` arguments that use it.
+pub struct SelfSigned {
+    pub cert_pem: String,
+    pub args: Vec<String>,
+}
+
+impl SelfSigned {
+    pub fn new(dir: &Path) -> SelfSigned {
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("self-signed certificate");
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+        std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
+        let path = |p: &Path| p.to_str().expect("utf-8").to_owned();
+        SelfSigned {
+            cert_pem: cert.cert.pem(),
+            args: vec![
+                "--tls-cert".into(),
+                path(&cert_path),
+                "--tls-key".into(),
+                path(&key_path),
+            ],
+        }
+    }
+
+    /// A real server serving this certificate.
+    pub fn serve(&self) -> TestServer {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        TestServer::start(&args)
+    }
+}
+
 /// Runs `spec-kitty-server --db <dir>/server.db <args>` with `stdin` as input.
 pub fn admin(dir: &Path, args: &[&str], stdin: &str) -> Result<String, String> {
     let mut child = command(dir)

@@ -26,8 +26,15 @@ pub fn point_at(repo: &TestRepo, url: &str) {
 
 /// Runs `spec-kitty` in `dir` with `input` on stdin.
 pub fn sk_stdin(repo: &TestRepo, dir: &Path, args: &[&str], input: &str) -> Output {
-    let mut child = repo
-        .env(Command::new(BIN).current_dir(dir).args(args))
+    run_with_stdin(
+        repo.env(Command::new(BIN).current_dir(dir).args(args)),
+        input,
+    )
+}
+
+/// Runs `cmd` with `input` and a newline on stdin; collects its output.
+pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
