@@ -163,13 +163,20 @@ fn every_object(repo: &TestRepo) -> String {
         .join("\n")
 }
 
-#[test]
-fn login_keeps_the_tokens_in_the_os_keyring_and_the_file_holds_none() {
+/// alice of team acme on a real server, a repository that may use the OS keyring, and the
+/// test's own Secret Service; `None` when it is not installed.
+fn with_secret_service() -> Option<(TestServer, TestRepo, SecretService)> {
     let server = TestServer::start(&[]);
     server.add_user("alice", "acme");
     let mut repo = repo_for(&server);
     repo.keyring = Keyring::Allowed;
-    let Some(bus) = SecretService::start(&repo.home) else {
+    let bus = SecretService::start(&repo.home)?;
+    Some((server, repo, bus))
+}
+
+#[test]
+fn login_keeps_the_tokens_in_the_os_keyring_and_the_file_holds_none() {
+    let Some((server, repo, bus)) = with_secret_service() else {
         return;
     };
 
@@ -257,11 +264,7 @@ fn secret_tool_lookup(bus: &SecretService, server_url: &str) -> Option<String> {
 
 #[test]
 fn tokens_the_keyring_lost_are_named_and_a_new_login_replaces_them() {
-    let server = TestServer::start(&[]);
-    server.add_user("alice", "acme");
-    let mut repo = repo_for(&server);
-    repo.keyring = Keyring::Allowed;
-    let Some(bus) = SecretService::start(&repo.home) else {
+    let Some((server, repo, bus)) = with_secret_service() else {
         return;
     };
     if !installed("secret-tool") {
