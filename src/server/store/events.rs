@@ -207,6 +207,7 @@ fn insert_in(
     let mut owner = tx.prepare_cached("SELECT team_slug FROM events WHERE event_id = ?1")?;
     let mut outcomes = Vec::with_capacity(events.len());
     let mut stored = 0;
+    let mut flow = super::dashboard::flow::FlowDeltas::default();
     for e in events {
         let inserted = insert.execute(params![
             e.event_id,
@@ -224,7 +225,7 @@ fn insert_in(
         if inserted == 1 {
             let seq = tx.last_insert_rowid();
             apply_effect(tx, team_slug, e, seq)?;
-            project_event(tx, team_slug, e, seq)?;
+            project_event(tx, team_slug, e, seq, &mut flow)?;
             stored += 1;
             outcomes.push(InsertOutcome::Stored(seq));
         } else {
@@ -236,6 +237,7 @@ fn insert_in(
             });
         }
     }
+    flow.flush(tx)?;
     count_stored(tx, team_slug, stored)?;
     Ok(outcomes)
 }

@@ -10,6 +10,8 @@
 //! two upserts per width, however long the history; and the chart reads at most a few hundred
 //! buckets of one width (the finest that fits the chart's width), never the transitions.
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::super::{Store, StoreError};
@@ -71,8 +73,58 @@ fn delta(plus: Option<&str>, minus: Option<&str>) -> [i64; 4] {
     d
 }
 
-/// Updates the buckets for a transition already inserted into `dashboard_transitions`.
-pub(super) fn record(tx: &Transaction<'_>, e: &Entered<'_>) -> Result<(), StoreError> {
+/// The bucket changes of one batch, summed in memory and written once per bucket when the
+/// batch's transaction ends ([`FlowDeltas::flush`]): a batch of 1,000 lane changes of one
+/// feature touches a handful of buckets, and an upsert per transition and width was a third
+/// of the statements of storing a lane change. Safe to defer: ingest reads only
+/// `dashboard_transitions` (written at once), never `dashboard_flow`, and both are written in
+/// the same transaction.
+#[derive(Debug, Default)]
+pub struct FlowDeltas(HashMap<(String, String, String, i64, i64), [i64; 4]>);
+
+impl FlowDeltas {
+    fn add(&mut self, e: &Entered<'_>, width: i64, bucket: i64, d: [i64; 4]) {
+        if d == [0; 4] {
+            return;
+        }
+        let key = (
+            e.team_slug.to_owned(),
+            e.project_uuid.to_owned(),
+            e.feature_slug.to_owned(),
+            width,
+            bucket,
+        );
+        let sum = self.0.entry(key).or_insert([0; 4]);
+        for (s, x) in sum.iter_mut().zip(d) {
+            *s += x;
+        }
+    }
+
+    /// Writes the summed changes (call once, before the transaction commits).
+    pub fn flush(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO dashboard_flow VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT DO UPDATE SET planned = planned + excluded.planned,
+               doing = doing + excluded.doing, for_review = for_review + excluded.for_review,
+               done = done + excluded.done",
+        )?;
+        for ((team, project, feature, width, bucket), d) in self.0 {
+            if d != [0; 4] {
+                upsert.execute(params![
+                    team, project, feature, width, bucket, d[0], d[1], d[2], d[3]
+                ])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds to `deltas` the bucket changes for a transition already inserted into `dashboard_transitions`.
+pub(super) fn record(
+    tx: &Transaction<'_>,
+    e: &Entered<'_>,
+    deltas: &mut FlowDeltas,
+) -> Result<(), StoreError> {
     let key = params![
         e.team_slug,
         e.project_uuid,
@@ -99,34 +151,13 @@ pub(super) fn record(tx: &Transaction<'_>, e: &Entered<'_>) -> Result<(), StoreE
         )?
         .query_row(key, |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO dashboard_flow VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT DO UPDATE SET planned = planned + excluded.planned,
-           doing = doing + excluded.doing, for_review = for_review + excluded.for_review,
-           done = done + excluded.done",
-    )?;
     let here = delta(Some(e.lane), prev.as_deref());
     // The next transition left `prev` before; now it leaves this one's lane.
     let later = next.map(|(at, _)| (at, delta(prev.as_deref(), Some(e.lane))));
     for width in WIDTHS_MS {
-        let mut changes = vec![(e.at_ms.div_euclid(width), here)];
+        deltas.add(e, width, e.at_ms.div_euclid(width), here);
         if let Some((at, d)) = later {
-            changes.push((at.div_euclid(width), d));
-        }
-        for (bucket, d) in changes {
-            if d != [0; 4] {
-                upsert.execute(params![
-                    e.team_slug,
-                    e.project_uuid,
-                    e.feature_slug,
-                    width,
-                    bucket,
-                    d[0],
-                    d[1],
-                    d[2],
-                    d[3]
-                ])?;
-            }
+            deltas.add(e, width, at.div_euclid(width), d);
         }
     }
     Ok(())

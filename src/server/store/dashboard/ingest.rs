@@ -61,6 +61,7 @@ pub fn project_event(
     team_slug: &str,
     e: &IncomingEvent,
     seq: i64,
+    flow_deltas: &mut flow::FlowDeltas,
 ) -> Result<(), StoreError> {
     let at_ms = e.facts.at_ms.unwrap_or_else(|| unix_now() * 1000);
     let feature = match (&e.feature_slug, &e.wp_id) {
@@ -170,6 +171,7 @@ pub fn project_event(
                     at_ms,
                     lane,
                 },
+                flow_deltas,
             )?;
         }
     }
