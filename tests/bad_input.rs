@@ -201,19 +201,33 @@ fn invalid_client_config_is_named() {
 }
 
 #[test]
-fn a_stale_ref_lock_is_named_with_its_fix() {
+fn a_ref_lock_left_by_a_killed_writer_is_removed_and_one_that_cannot_be_is_named() {
     let repo = TestRepo::new();
     repo.emit_status_ok("WP01", "planned", "doing");
     let name = chain_ref(&repo);
-    let tip = repo.git(&["rev-parse", &name]);
     let lock = repo.root.join(".git").join(format!("{name}.lock"));
+    // Left behind a minute ago (a live writer holds it for milliseconds): removed, and the
+    // event is recorded.
     std::fs::write(&lock, "").unwrap();
-    let out = repo.emit_status("WP02", "planned", "doing");
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "-60 seconds"])
+        .arg(&lock)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    repo.emit_status_ok("WP02", "planned", "doing");
+    assert!(!lock.exists());
+
+    // A lock that cannot be removed (here a directory with something in it): named, with
+    // the command that fixes it, after waiting for it to age; nothing written.
+    let tip = repo.git(&["rev-parse", &name]);
+    std::fs::create_dir_all(lock.join("x")).unwrap();
+    let out = repo.emit_status("WP03", "planned", "doing");
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains(".lock") && err.contains("rm "), "{err}");
     assert_eq!(repo.git(&["rev-parse", &name]), tip);
-    std::fs::remove_file(&lock).unwrap();
+    std::fs::remove_dir_all(&lock).unwrap();
     repo.emit_status_ok("WP01", "planned", "doing");
 }
 

@@ -5,7 +5,8 @@
 //! lost race the caller's `build` runs again on fresh state (so a Lamport clock or a merged
 //! rejection list is always recomputed from what won), after a short random sleep that spreads
 //! racing writers out. A ref lock that nobody releases (a killed process leaves
-//! `<ref>.lock` behind) is reported as [`StoreError::Locked`] rather than retried forever.
+//! `<ref>.lock` behind) is removed once it is old enough to be certainly dead (see
+//! [`STALE_LOCK_AGE`]); one that cannot be removed is reported as [`StoreError::Locked`].
 
 use std::time::Duration;
 
@@ -21,8 +22,15 @@ use super::{Result, StoreError};
 pub(crate) const MAX_CAS_ATTEMPTS: u32 = 500;
 
 /// How many consecutive failed attempts with an unmoved ref and an existing lock file mean the
-/// lock was left behind (each attempt waits for gix's lock timeout of about 100 ms).
+/// lock may have been left behind (each attempt waits for gix's lock timeout of about 100 ms).
 const STALE_LOCK_ATTEMPTS: u32 = 3;
+
+/// A lock of one of our own refs (`refs/spec-kitty/…`) older than this was left by a killed
+/// writer, and is removed: a live writer holds it only for the milliseconds between creating
+/// `<ref>.lock` and renaming it over the ref. Younger, it is waited for (a `sync now` killed
+/// between the server's answer and the ref update leaves one, and the next run must get
+/// through by itself). Other refs' locks are never removed, only named.
+const STALE_LOCK_AGE: Duration = Duration::from_secs(5);
 
 /// One attempt's proposal: move the ref from `expected` (None: it must not exist) to `new`.
 pub(crate) struct Proposal<T> {
@@ -97,7 +105,24 @@ impl EventLog {
                 let lock = self.common_dir().join(format!("{ref_name}.lock"));
                 stuck += 1;
                 if lock.exists() && stuck >= STALE_LOCK_ATTEMPTS {
-                    return Err(StoreError::Locked { path: lock }.into());
+                    let ours = ref_name.starts_with("refs/spec-kitty/");
+                    match lock_age(&lock) {
+                        Some(age) if ours && age >= STALE_LOCK_AGE => {
+                            if std::fs::remove_file(&lock).is_err() && lock.exists() {
+                                return Err(StoreError::Locked { path: lock }.into());
+                            }
+                            stuck = 0;
+                        }
+                        // Bounded: about STALE_LOCK_AGE of waiting, whatever the clock says.
+                        Some(age) if ours && stuck < STALE_LOCK_ATTEMPTS + 20 => {
+                            let wait = STALE_LOCK_AGE.saturating_sub(age);
+                            std::thread::sleep(
+                                wait.clamp(Duration::from_millis(50), Duration::from_millis(300)),
+                            );
+                        }
+                        _ => return Err(StoreError::Locked { path: lock }.into()),
+                    }
+                    continue;
                 }
                 if let CasError::Other(err) = err
                     && !lock.exists()
@@ -173,4 +198,10 @@ fn jitter(attempt: u32) {
     let cap_us = 200 + 100 * u64::from(attempt.min(50));
     let us = rand::rng().random_range(0..cap_us);
     std::thread::sleep(Duration::from_micros(us));
+}
+
+/// How long ago `lock` was created (its modification time); `None` when it cannot be read.
+fn lock_age(lock: &std::path::Path) -> Option<Duration> {
+    let modified = std::fs::metadata(lock).ok()?.modified().ok()?;
+    Some(modified.elapsed().unwrap_or_default())
 }
