@@ -130,6 +130,16 @@ pub enum CredentialError {
     UnknownStore(String),
 }
 
+impl CredentialError {
+    /// `SPEC_KITTY_CREDENTIAL_STORE=keyring` asked for a keyring that does not work.
+    fn keyring_unavailable(e: keyring::Unavailable) -> CredentialError {
+        CredentialError::KeyringUnavailable {
+            backend: keyring::backend_name(),
+            reason: e.0,
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct FileContents {
     #[serde(default)]
@@ -235,12 +245,9 @@ impl CredentialStore {
     fn target(&self) -> Result<Held, CredentialError> {
         match self.mode {
             Mode::File => Ok(Held::File),
-            Mode::Keyring => keyring::probe().map(|()| Held::Keyring).map_err(|e| {
-                CredentialError::KeyringUnavailable {
-                    backend: keyring::backend_name(),
-                    reason: e.0,
-                }
-            }),
+            Mode::Keyring => keyring::probe()
+                .map(|()| Held::Keyring)
+                .map_err(CredentialError::keyring_unavailable),
             Mode::Auto => Ok(match keyring::probe() {
                 Ok(()) => Held::Keyring,
                 Err(_) => Held::File,
@@ -324,6 +331,14 @@ impl CredentialStore {
 
     /// The credentials for `server_url`, if logged in there.
     pub fn load(&self, server_url: &str) -> Result<Option<Credentials>, CredentialError> {
+        Ok(self.load_held(server_url)?.map(|(c, _)| c))
+    }
+
+    /// [`load`](Self::load), and where the tokens were found (one read of the file).
+    pub fn load_held(
+        &self,
+        server_url: &str,
+    ) -> Result<Option<(Credentials, Held)>, CredentialError> {
         let Some(r) = self.read()?.servers.remove(server_url) else {
             return Ok(None);
         };
@@ -354,7 +369,7 @@ impl CredentialStore {
                 }
             },
         };
-        Ok(Some(Credentials {
+        let creds = Credentials {
             server_url: r.server_url,
             username: r.username,
             team_slug: r.team_slug,
@@ -362,7 +377,8 @@ impl CredentialStore {
             refresh,
             access_expires_at: r.access_expires_at,
             refresh_expires_at: r.refresh_expires_at,
-        }))
+        };
+        Ok(Some((creds, r.store)))
     }
 
     /// Stores `creds` under its server URL, keeping every other server's; returns where the
@@ -379,10 +395,7 @@ impl CredentialStore {
             };
             if let Err(e) = keyring::save(&creds.server_url, &tokens) {
                 if self.mode == Mode::Keyring {
-                    return Err(CredentialError::KeyringUnavailable {
-                        backend: keyring::backend_name(),
-                        reason: e.0,
-                    });
+                    return Err(CredentialError::keyring_unavailable(e));
                 }
                 held = Held::File;
             }

@@ -73,12 +73,9 @@ pub struct SyncStatus {
 
 /// The session summary of `url`, if logged in.
 pub fn auth_summary(store: &CredentialStore, url: &str) -> Result<Option<AuthSummary>, SyncError> {
-    let Some(id) = store.identity(url)? else {
-        return Ok(None);
-    };
-    // The tokens must still be where the record says (an OS keyring can lose them): an
-    // honest status fails here with the command that fixes it.
-    let Some(c) = store.load(url)? else {
+    // The tokens themselves, not only the record: an OS keyring can lose them, and an honest
+    // status then fails here with the command that fixes it.
+    let Some((c, held)) = store.load_held(url)? else {
         return Ok(None);
     };
     let now = chrono::Utc::now().timestamp();
@@ -90,7 +87,7 @@ pub fn auth_summary(store: &CredentialStore, url: &str) -> Result<Option<AuthSum
         refresh_remaining_secs: c.refresh_remaining(now),
         access: describe_remaining(c.access_remaining(now)),
         refresh: describe_remaining(c.refresh_remaining(now)),
-        store: store.describe_held(id.store),
+        store: store.describe_held(held),
     }))
 }
 
