@@ -46,6 +46,17 @@ fn git(dir: &Path, home: &Path, args: &[&str]) {
 }
 
 /// A repository holding `n` pending events.
+/// The `k`-th event of the benchmark's mix, the same for the synced repository and the
+/// server's own rate: 100 work packages, each moving planned ↔ doing.
+fn mix(k: usize) -> (String, Lane, Lane) {
+    let (from, to) = if k.is_multiple_of(2) {
+        (Lane::Planned, Lane::Doing)
+    } else {
+        (Lane::Doing, Lane::Planned)
+    };
+    (format!("WP{:02}", k % 100), from, to)
+}
+
 fn repository(dir: &Path, home: &Path, n: usize) {
     std::fs::create_dir_all(dir).expect("dir");
     git(dir, home, &["init", "-q", "-b", "main"]);
@@ -58,13 +69,9 @@ fn repository(dir: &Path, home: &Path, n: usize) {
         ..origin
     };
     for i in 0..n {
-        let (from, to) = if i % 2 == 0 {
-            (Lane::Planned, Lane::Doing)
-        } else {
-            (Lane::Doing, Lane::Planned)
-        };
+        let (wp_id, from, to) = mix(i);
         let p = Payload::WPStatusChanged {
-            wp_id: format!("WP{:02}", i % 100),
+            wp_id,
             previous_status: from,
             new_status: to,
             changed_by: "bench".into(),
@@ -124,12 +131,8 @@ async fn server_rate(server: &TestServer, batches: usize) -> f64 {
             let events: Vec<serde_json::Value> = (0..1000)
                 .map(|i| {
                     let k = b * 1000 + i;
-                    let (from, to) = if k % 2 == 0 {
-                        (Lane::Planned, Lane::Doing)
-                    } else {
-                        (Lane::Doing, Lane::Planned)
-                    };
-                    status_event("acme", &format!("WP{:02}", k % 100), from, to, k as u64 + 1)
+                    let (wp, from, to) = mix(k);
+                    status_event("acme", &wp, from, to, k as u64 + 1)
                 })
                 .collect();
             gzip(&serde_json::to_vec(&json!({ "events": events })).expect("json"))

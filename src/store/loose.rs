@@ -7,7 +7,7 @@
 //!
 //! This is a fast path, not a second object database: it answers only for a loose object of
 //! type `commit` under the repository's own `objects/` whose headers it knows (`tree`,
-//! `parent`, `author`, `committer`, `encoding`, and continuation lines of any other header).
+//! `parent`, `author`, `committer`, `encoding`, and the multi-line `gpgsig` and `mergetag`).
 //! Anything else — packed after `git gc`, in an alternate, a damaged file — is `None`, and the
 //! caller asks gix, which handles every case and reports errors in its words.
 

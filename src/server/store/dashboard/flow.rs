@@ -7,8 +7,9 @@
 //! order) to its own lane: `-1` and `+1` in the bucket of its time. One that arrives late,
 //! between two others, also changes what the next one left: that one's bucket gets the
 //! correction. So a transition costs two seeks in the work package's transitions and at most
-//! two upserts per width, however long the history; and the chart reads at most a few hundred
-//! buckets of one width (the finest that fits the chart's width), never the transitions.
+//! two bucket changes per width, however long the history, summed per batch and written once
+//! per bucket ([`FlowDeltas`]); and the chart reads at most a few hundred buckets of one width
+//! (the finest that fits the chart's width), never the transitions.
 
 use std::collections::HashMap;
 
@@ -75,8 +76,8 @@ fn delta(plus: Option<&str>, minus: Option<&str>) -> [i64; 4] {
 
 /// The bucket changes of one batch, summed in memory and written once per bucket when the
 /// batch's transaction ends ([`FlowDeltas::flush`]): a batch of 1,000 lane changes of one
-/// feature touches a handful of buckets, and an upsert per transition and width was a third
-/// of the statements of storing a lane change. Safe to defer: ingest reads only
+/// feature touches a handful of buckets, where writing each change at once cost up to six
+/// upserts per lane change (two per width). Safe to defer: ingest reads only
 /// `dashboard_transitions` (written at once), never `dashboard_flow`, and both are written in
 /// the same transaction.
 #[derive(Debug, Default)]
