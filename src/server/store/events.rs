@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::event::Lane;
 
-use super::dashboard::{EventFacts, count_stored, project_event};
+use super::dashboard::{BatchProjection, EventFacts, count_stored, project_event};
 use super::{Store, StoreError, unix_now};
 
 /// What an accepted event does to the board.
@@ -207,7 +207,7 @@ fn insert_in(
     let mut owner = tx.prepare_cached("SELECT team_slug FROM events WHERE event_id = ?1")?;
     let mut outcomes = Vec::with_capacity(events.len());
     let mut stored = 0;
-    let mut flow = super::dashboard::flow::FlowDeltas::default();
+    let mut projection = BatchProjection::default();
     for e in events {
         let inserted = insert.execute(params![
             e.event_id,
@@ -225,7 +225,7 @@ fn insert_in(
         if inserted == 1 {
             let seq = tx.last_insert_rowid();
             apply_effect(tx, team_slug, e, seq)?;
-            project_event(tx, team_slug, e, seq, &mut flow)?;
+            project_event(tx, team_slug, e, seq, &mut projection)?;
             stored += 1;
             outcomes.push(InsertOutcome::Stored(seq));
         } else {
@@ -237,7 +237,7 @@ fn insert_in(
             });
         }
     }
-    flow.flush(tx)?;
+    projection.flush(tx, team_slug)?;
     count_stored(tx, team_slug, stored)?;
     Ok(outcomes)
 }
@@ -275,13 +275,17 @@ fn apply_effect(
                 Some(f) => f.clone(),
                 None => feature_of(tx, team_slug, &e.project_uuid, wp_id)?,
             };
+            // The dashboard's `last_actor` and `lane_since_ms` change with the lane, in the
+            // same statement (store/dashboard/ingest.rs relies on it).
             tx.prepare_cached(
                 "INSERT INTO work_packages (team_slug, project_uuid, feature_slug, wp_id, lane,
-                                        lamport_clock, node_id, updated_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                                        lamport_clock, node_id, updated_seq, last_actor,
+                                        lane_since_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (team_slug, project_uuid, feature_slug, wp_id) DO UPDATE SET
                    lane = excluded.lane, lamport_clock = excluded.lamport_clock,
-                   node_id = excluded.node_id, updated_seq = excluded.updated_seq
+                   node_id = excluded.node_id, updated_seq = excluded.updated_seq,
+                   last_actor = excluded.last_actor, lane_since_ms = excluded.lane_since_ms
                  WHERE (excluded.lamport_clock, excluded.node_id)
                      > (work_packages.lamport_clock, work_packages.node_id)",
                 // ^ event::lane::supersedes, in SQL (the test below checks they agree)
@@ -294,7 +298,9 @@ fn apply_effect(
                 lane.as_str(),
                 e.lamport_clock,
                 e.node_id,
-                seq
+                seq,
+                e.facts.actor,
+                e.facts.at_ms_or_now()
             ])?;
         }
     }

@@ -80,8 +80,24 @@ fn delta(plus: Option<&str>, minus: Option<&str>) -> [i64; 4] {
 /// upserts per lane change (two per width). Safe to defer: ingest reads only
 /// `dashboard_transitions` (written at once), never `dashboard_flow`, and both are written in
 /// the same transaction.
+///
+/// It also remembers, per work package, the latest transition by time recorded in this batch
+/// when nothing in the database comes after it ([`Latest`]): the next transition of that work
+/// package in the batch that is later still (the usual case: a batch holds a work package's
+/// moves in order) then needs neither seek, since its `prev` is that one and it has no `next`.
 #[derive(Debug, Default)]
-pub struct FlowDeltas(HashMap<(String, String, String, i64, i64), [i64; 4]>);
+pub struct FlowDeltas {
+    sums: HashMap<(String, String, String, i64, i64), [i64; 4]>,
+    latest: HashMap<(String, String, String, String), Latest>,
+}
+
+/// The latest transition of a work package by `(at_ms, seq)`, with nothing after it.
+#[derive(Debug)]
+struct Latest {
+    at_ms: i64,
+    seq: i64,
+    lane: &'static str,
+}
 
 impl FlowDeltas {
     fn add(&mut self, e: &Entered<'_>, width: i64, bucket: i64, d: [i64; 4]) {
@@ -95,7 +111,7 @@ impl FlowDeltas {
             width,
             bucket,
         );
-        let sum = self.0.entry(key).or_insert([0; 4]);
+        let sum = self.sums.entry(key).or_insert([0; 4]);
         for (s, x) in sum.iter_mut().zip(d) {
             *s += x;
         }
@@ -109,7 +125,7 @@ impl FlowDeltas {
                doing = doing + excluded.doing, for_review = for_review + excluded.for_review,
                done = done + excluded.done",
         )?;
-        for ((team, project, feature, width, bucket), d) in self.0 {
+        for ((team, project, feature, width, bucket), d) in self.sums {
             if d != [0; 4] {
                 upsert.execute(params![
                     team, project, feature, width, bucket, d[0], d[1], d[2], d[3]
@@ -126,6 +142,49 @@ pub(super) fn record(
     e: &Entered<'_>,
     deltas: &mut FlowDeltas,
 ) -> Result<(), StoreError> {
+    let wp_key = (
+        e.team_slug.to_owned(),
+        e.project_uuid.to_owned(),
+        e.feature_slug.to_owned(),
+        e.wp_id.to_owned(),
+    );
+    let (prev, next) = match deltas.latest.get(&wp_key) {
+        Some(l) if (e.at_ms, e.seq) > (l.at_ms, l.seq) => (Some(l.lane.to_owned()), None),
+        _ => neighbours(tx, e)?,
+    };
+    let here = delta(Some(e.lane), prev.as_deref());
+    // The next transition left `prev` before; now it leaves this one's lane.
+    let later = next.map(|(at, _)| (at, delta(prev.as_deref(), Some(e.lane))));
+    for width in WIDTHS_MS {
+        deltas.add(e, width, e.at_ms.div_euclid(width), here);
+        if let Some((at, d)) = later {
+            deltas.add(e, width, at.div_euclid(width), d);
+        }
+    }
+    if later.is_none() {
+        // Nothing comes after this one, so it is now the latest. (When something does, the
+        // remembered latest, if any, is still the latest.)
+        if let Some(lane) = LANES.iter().find(|l| **l == e.lane) {
+            deltas.latest.insert(
+                wp_key,
+                Latest {
+                    at_ms: e.at_ms,
+                    seq: e.seq,
+                    lane,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The lane of the transition just before `e` and the time and lane of the one just after it,
+/// in the work package's transitions by `(at_ms, seq)`: two seeks.
+#[allow(clippy::type_complexity)]
+fn neighbours(
+    tx: &Transaction<'_>,
+    e: &Entered<'_>,
+) -> Result<(Option<String>, Option<(i64, String)>), StoreError> {
     let key = params![
         e.team_slug,
         e.project_uuid,
@@ -152,16 +211,7 @@ pub(super) fn record(
         )?
         .query_row(key, |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let here = delta(Some(e.lane), prev.as_deref());
-    // The next transition left `prev` before; now it leaves this one's lane.
-    let later = next.map(|(at, _)| (at, delta(prev.as_deref(), Some(e.lane))));
-    for width in WIDTHS_MS {
-        deltas.add(e, width, e.at_ms.div_euclid(width), here);
-        if let Some((at, d)) = later {
-            deltas.add(e, width, at.div_euclid(width), d);
-        }
-    }
-    Ok(())
+    Ok((prev, next))
 }
 
 /// Work packages per lane (planned, doing, for_review, done) at the end of each bucket of
@@ -285,13 +335,19 @@ mod tests {
     }
 
     /// 1,200 transitions of 12 work packages, one a minute, stored in a shuffled order so that
-    /// most arrive after later ones.
+    /// most arrive after later ones, in batches of `batch` events.
     fn store_with_history(path: &std::path::Path) -> Store {
+        store_in_batches(path, 100, true)
+    }
+
+    /// The same history, shuffled or in time order (each work package's moves in order, the
+    /// case [`FlowDeltas`] remembers the latest transition for).
+    fn store_in_batches(path: &std::path::Path, batch: usize, shuffled: bool) -> Store {
         let store = Store::open(path).expect("open");
         let lanes = [Lane::Doing, Lane::ForReview, Lane::Done, Lane::Planned];
         let n = 1200;
         let events: Vec<_> = (0..n)
-            .map(|k| (k * 7919) % n) // a permutation of 0..n
+            .map(|k| if shuffled { (k * 7919) % n } else { k }) // a permutation of 0..n
             .map(|i| {
                 let wp = format!("WP{:02}", i % 12);
                 if i < 12 {
@@ -319,10 +375,77 @@ mod tests {
                 }
             })
             .collect();
-        for chunk in events.chunks(100) {
+        for chunk in events.chunks(batch) {
             store.insert_events("acme", chunk).expect("insert");
         }
         store
+    }
+
+    /// Every projection table of the database, row by row.
+    fn projections(path: &std::path::Path) -> Vec<String> {
+        let conn = Connection::open(path).expect("open");
+        let mut rows = Vec::new();
+        // A bucket whose changes cancel out is a row of zeros one way and no row the other;
+        // the chart skips both.
+        for (table, filter, order) in [
+            (
+                "dashboard_flow",
+                "planned != 0 OR doing != 0 OR for_review != 0 OR done != 0",
+                "1, 2, 3, 4, 5",
+            ),
+            ("dashboard_features", "1", "1, 2, 3"),
+            ("dashboard_teams", "1", "1"),
+            ("work_packages", "1", "1, 2, 3, 4"),
+            ("dashboard_transitions", "1", "1, 2, 3, 4"),
+        ] {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT * FROM {table} WHERE {filter} ORDER BY {order}"
+                ))
+                .expect("prepare");
+            let columns = stmt.column_count();
+            let table_rows = stmt
+                .query_map([], |r| {
+                    (0..columns)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Text(t) => {
+                                    String::from_utf8_lossy(t).into_owned()
+                                }
+                                v => format!("{v:?}"),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .expect("query")
+                .map(|r| format!("{table}: {}", r.expect("row").join("|")));
+            rows.extend(table_rows);
+        }
+        rows
+    }
+
+    /// What ingest sums or remembers within a batch ([`FlowDeltas`], the features' latest
+    /// activity) gives exactly what one event per batch gives.
+    #[test]
+    fn batching_changes_no_projection() {
+        for shuffled in [true, false] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (one, many) = (dir.path().join("one.db"), dir.path().join("many.db"));
+            drop(store_in_batches(&one, 1, shuffled));
+            drop(store_in_batches(&many, 1000, shuffled));
+            same_rows(projections(&one), projections(&many));
+        }
+    }
+
+    fn same_rows(a: Vec<String>, b: Vec<String>) {
+        assert!(a.len() > 2000, "{}", a.len());
+        let only_one: Vec<_> = a.iter().filter(|r| !b.contains(r)).take(5).collect();
+        let only_many: Vec<_> = b.iter().filter(|r| !a.contains(r)).take(5).collect();
+        assert!(
+            only_one.is_empty() && only_many.is_empty(),
+            "one by one only: {only_one:#?}\nbatched only: {only_many:#?}"
+        );
+        assert_eq!(a, b, "the same rows in the same order");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Keeping the dashboard's projections current as each event is stored, inside the batch's
 //! transaction: a few indexed writes per event, never a read of other events.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::{Map, Value};
 
-use super::super::events::{IncomingEvent, WpEffect, feature_of as board_feature_of};
+use super::super::events::{IncomingEvent, WpEffect};
 use super::super::{StoreError, unix_now};
 use super::flow;
 
@@ -23,6 +25,11 @@ pub struct EventFacts {
 }
 
 impl EventFacts {
+    /// The event's time in milliseconds, or now when its timestamp did not parse.
+    pub fn at_ms_or_now(&self) -> i64 {
+        self.at_ms.unwrap_or_else(|| unix_now() * 1000)
+    }
+
     /// The facts of one envelope (a JSON object already validated).
     pub fn of(envelope: &Map<String, Value>) -> EventFacts {
         let payload = envelope.get("payload").and_then(Value::as_object);
@@ -53,37 +60,86 @@ impl EventFacts {
     }
 }
 
+/// What ingest writes once per batch instead of once per event: the cumulative-flow bucket
+/// changes ([`flow::FlowDeltas`]) and the features' latest activity. A batch usually holds
+/// many events of one feature; each used to upsert its `dashboard_features` row. Safe to
+/// defer: nothing in ingest reads `dashboard_features`, and [`BatchProjection::flush`] runs in
+/// the batch's transaction, before it commits.
+#[derive(Debug, Default)]
+pub struct BatchProjection {
+    flow: flow::FlowDeltas,
+    /// `(project_uuid, feature_slug)` → the latest event of the batch touching that feature.
+    features: HashMap<(String, String), FeatureTouch>,
+}
+
+#[derive(Debug)]
+struct FeatureTouch {
+    /// The latest project slug named by the batch's events of the feature, if any.
+    project_slug: Option<String>,
+    last_seq: i64,
+    last_at_ms: i64,
+}
+
+impl BatchProjection {
+    /// Writes what was summed (call once, before the transaction commits).
+    pub fn flush(self, tx: &Transaction<'_>, team_slug: &str) -> Result<(), StoreError> {
+        self.flow.flush(tx)?;
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO dashboard_features VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT DO UPDATE SET last_seq = excluded.last_seq,
+               last_at_ms = excluded.last_at_ms,
+               project_slug = coalesce(excluded.project_slug, project_slug)",
+        )?;
+        for ((project_uuid, feature), t) in self.features {
+            upsert.execute(params![
+                team_slug,
+                project_uuid,
+                feature,
+                t.project_slug,
+                t.last_seq,
+                t.last_at_ms
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn touch(&mut self, project_uuid: &str, feature: &str, e: &IncomingEvent, seq: i64, at: i64) {
+        let t = self
+            .features
+            .entry((project_uuid.to_owned(), feature.to_owned()))
+            .or_insert(FeatureTouch {
+                project_slug: None,
+                last_seq: seq,
+                last_at_ms: at,
+            });
+        // Events are stored in the order of the batch, so the last one is the latest.
+        t.last_seq = seq;
+        t.last_at_ms = at;
+        if e.facts.project_slug.is_some() {
+            t.project_slug.clone_from(&e.facts.project_slug);
+        }
+    }
+}
+
 /// Updates the projections for one event just stored with sequence `seq` (after the board's
 /// own update, so that `work_packages.updated_seq = seq` tells whether this event set the
-/// lane).
+/// lane). The board's upsert of a lane change also sets its `last_actor` and `lane_since_ms`
+/// (`events::apply_effect`), in the same statement.
 pub fn project_event(
     tx: &Transaction<'_>,
     team_slug: &str,
     e: &IncomingEvent,
     seq: i64,
-    flow_deltas: &mut flow::FlowDeltas,
+    batch: &mut BatchProjection,
 ) -> Result<(), StoreError> {
-    let at_ms = e.facts.at_ms.unwrap_or_else(|| unix_now() * 1000);
+    let at_ms = e.facts.at_ms_or_now();
     let feature = match (&e.feature_slug, &e.wp_id) {
         (Some(f), _) if !f.is_empty() => Some(f.clone()),
         (_, Some(wp)) => feature_of(tx, team_slug, &e.project_uuid, wp)?,
         _ => None,
     };
     if let Some(feature) = feature.as_deref().filter(|f| !f.is_empty()) {
-        tx.prepare_cached(
-            "INSERT INTO dashboard_features VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT DO UPDATE SET last_seq = excluded.last_seq,
-               last_at_ms = excluded.last_at_ms,
-               project_slug = coalesce(excluded.project_slug, project_slug)",
-        )?
-        .execute(params![
-            team_slug,
-            e.project_uuid,
-            feature,
-            e.facts.project_slug,
-            seq,
-            at_ms
-        ])?;
+        batch.touch(&e.project_uuid, feature, e, seq, at_ms);
     }
     let Some(wp_id) = e.wp_id.as_deref() else {
         return Ok(());
@@ -107,29 +163,7 @@ pub fn project_event(
             ])?;
             Some("planned")
         }
-        WpEffect::Moved { lane, feature_slug } => {
-            // The row the board's update chose (same resolution), by its whole primary key:
-            // a partial key would scan every work package of the project per event.
-            let row_feature = match feature_slug {
-                Some(f) => f.clone(),
-                None => board_feature_of(tx, team_slug, &e.project_uuid, wp_id)?,
-            };
-            tx.prepare_cached(
-                "UPDATE work_packages SET last_actor = ?5, lane_since_ms = ?6
-                 WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3
-                   AND wp_id = ?4 AND updated_seq = ?7",
-            )?
-            .execute(params![
-                team_slug,
-                e.project_uuid,
-                row_feature,
-                wp_id,
-                e.facts.actor,
-                at_ms,
-                seq
-            ])?;
-            Some(lane.as_str())
-        }
+        WpEffect::Moved { lane, .. } => Some(lane.as_str()),
         WpEffect::None => {
             if e.event_type == "WPAssigned"
                 && let (Some(actor), Some(f)) = (&e.facts.actor, &feature)
@@ -171,7 +205,7 @@ pub fn project_event(
                     at_ms,
                     lane,
                 },
-                flow_deltas,
+                &mut batch.flow,
             )?;
         }
     }

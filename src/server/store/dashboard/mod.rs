@@ -19,7 +19,7 @@ mod ingest;
 mod queries;
 mod sessions;
 
-pub use ingest::EventFacts;
+pub use ingest::{BatchProjection, EventFacts};
 pub(super) use ingest::{count_stored, project_event};
 pub use queries::{
     ActivityFilter, BoardCard, BoardFilter, DashboardCounts, FeatureRow, Transition,
