@@ -22,6 +22,13 @@ fn answers(events: &[StoredEvent], reject: &[&str], error: &str) -> Vec<Answered
         .collect()
 }
 
+/// One planned → doing move of each work package; their event ids.
+fn moves(repo: &TestRepo, wps: &[&str]) -> Vec<String> {
+    wps.iter()
+        .map(|wp| repo.emit_status_ok(wp, "planned", "doing"))
+        .collect()
+}
+
 fn report<'a>(answers: &'a [Answered]) -> SyncReport<'a> {
     SyncReport {
         server_url: "http://127.0.0.1:1",
@@ -39,10 +46,7 @@ fn given_a_rejection_a_later_sync_keeps_it_and_a_resend_bumps_its_retry_count() 
         return;
     }
     let repo = TestRepo::new();
-    let ids: Vec<String> = ["WP01", "WP02", "WP03", "WP04"]
-        .iter()
-        .map(|wp| repo.emit_status_ok(wp, "planned", "doing"))
-        .collect();
+    let ids = moves(&repo, &["WP01", "WP02", "WP03", "WP04"]);
     let log = EventLog::discover(&repo.root).unwrap();
     let node = log.node_id().to_owned();
     let chain = log.chain_events(&node).unwrap();
@@ -311,4 +315,147 @@ fn the_oldest_unsent_event_comes_from_its_hint_and_a_bad_hint_falls_back_to_the_
         assert_eq!(oldest(1), (7, false), "{bad}");
         assert_eq!(oldest(100), (6, true), "{bad}");
     }
+}
+
+/// The seqs `pending_commits` lists for this node's chain.
+fn pending_seqs(log: &EventLog) -> Vec<u64> {
+    log.pending_commits()
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect()
+}
+
+/// Moves a loose object away so that a walk through it fails; returns how to put it back.
+fn hide_object(log: &EventLog, id: &gix::ObjectId) -> impl FnOnce() {
+    let hex = id.to_string();
+    let path = log
+        .common_dir()
+        .join("objects")
+        .join(&hex[..2])
+        .join(&hex[2..]);
+    let hidden = path.with_extension("hidden");
+    std::fs::rename(&path, &hidden).unwrap();
+    move || std::fs::rename(&hidden, &path).unwrap()
+}
+
+#[test]
+fn the_unsent_events_come_from_the_outgoing_index_and_a_bad_index_falls_back_to_the_walk() {
+    if common::rerun_hermetic(
+        "the_unsent_events_come_from_the_outgoing_index_and_a_bad_index_falls_back_to_the_walk",
+    ) {
+        return;
+    }
+    let repo = TestRepo::new();
+    let ids = moves(&repo, &["WP01", "WP02", "WP03", "WP04", "WP05", "WP06"]);
+    let log = EventLog::discover(&repo.root).unwrap();
+    let node = log.node_id().to_owned();
+    let chain = log.chain_events(&node).unwrap();
+    let index = log.common_dir().join("spec-kitty/outgoing").join(&node);
+    let written = std::fs::read_to_string(&index).unwrap();
+    assert_eq!(
+        written.lines().count(),
+        6,
+        "one line per append:\n{written}"
+    );
+    assert_eq!(pending_seqs(&log), [1, 2, 3, 4, 5, 6]);
+
+    // With an interior commit unreadable, only the index can list the unsent events: it is
+    // what answers. (Reading them for sending would still fail, as it must.)
+    let restore = hide_object(&log, &chain[2].commit);
+    assert_eq!(pending_seqs(&log), [1, 2, 3, 4, 5, 6], "from the index");
+    std::fs::remove_file(&index).unwrap();
+    assert!(
+        log.pending_commits().is_err(),
+        "without it, the walk meets the hole"
+    );
+    restore();
+
+    // Without the file, the walk answers and writes it again, whole.
+    assert_eq!(pending_seqs(&log), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(std::fs::read_to_string(&index).unwrap(), written);
+
+    // An index that does not prove the chain is not used, and the walk repairs it.
+    let lines: Vec<&str> = written.lines().collect();
+    let without = |skip: usize| -> String {
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != skip)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect()
+    };
+    let cases = [
+        ("a line lost", without(3)),
+        ("the tip's line lost", without(5)),
+        ("garbage", format!("garbage\n{}", without(1))),
+        ("a wrong parent", {
+            let mut l: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+            let fields: Vec<&str> = lines[3].split(' ').collect();
+            l[3] = format!("{} {} {}", fields[0], fields[1], chain[0].commit);
+            l.iter().map(|s| format!("{s}\n")).collect()
+        }),
+        ("empty", String::new()),
+    ];
+    for (what, text) in cases {
+        std::fs::write(&index, &text).unwrap();
+        let restore = hide_object(&log, &chain[4].commit);
+        assert!(log.pending_commits().is_err(), "{what}: the index was used");
+        restore();
+        assert_eq!(pending_seqs(&log), [1, 2, 3, 4, 5, 6], "{what}");
+        assert_eq!(std::fs::read_to_string(&index).unwrap(), written, "{what}");
+    }
+    // A torn last line is skipped: the rest still proves the chain.
+    std::fs::write(&index, format!("{written}7 abc")).unwrap();
+    let restore = hide_object(&log, &chain[4].commit);
+    assert_eq!(pending_seqs(&log), [1, 2, 3, 4, 5, 6], "torn line skipped");
+    restore();
+
+    // An index that proves a wrong chain (a forged one: positions 4 and 5 swapped, parents
+    // made to match) is caught when the events are read: an error, and the index removed.
+    let forged = {
+        let c: Vec<String> = chain.iter().map(|s| s.commit.to_string()).collect();
+        format!(
+            "1 {} -\n2 {} {}\n3 {} {}\n4 {} {}\n5 {} {}\n6 {} {}\n",
+            c[0], c[1], c[0], c[2], c[1], c[4], c[2], c[3], c[4], c[5], c[3]
+        )
+    };
+    std::fs::write(&index, forged).unwrap();
+    let commits = log.pending_commits().unwrap();
+    let err = log.read_outgoing(&commits).unwrap_err().to_string();
+    assert!(err.contains("Seq 5 where Seq 4 was expected"), "{err}");
+    assert!(!index.exists(), "a lying index is removed");
+    assert_eq!(pending_seqs(&log), [1, 2, 3, 4, 5, 6]);
+
+    // After a sync of 1..4 that rejected #2: the index gives 5..6, a walk from the mark the
+    // rejected one.
+    log.record_sync(&node, &report(&answers(&chain[..4], &[&ids[1]], "bad")))
+        .unwrap();
+    assert_eq!(pending_seqs(&log), [2, 5, 6]);
+    let restore = hide_object(&log, &chain[4].commit);
+    assert_eq!(pending_seqs(&log), [2, 5, 6], "5 and 6 from the index");
+    restore();
+
+    // A chain deleted and started again: the newer lines win.
+    repo.git(&[
+        "update-ref",
+        "-d",
+        &format!("refs/spec-kitty/events/{node}"),
+    ]);
+    repo.git(&[
+        "update-ref",
+        "-d",
+        &format!("refs/spec-kitty/synced/{node}"),
+    ]);
+    repo.emit_status_ok("WP07", "planned", "doing");
+    repo.emit_status_ok("WP08", "planned", "doing");
+    let log = EventLog::discover(&repo.root).unwrap();
+    let fresh = log.chain_events(&node).unwrap();
+    let restore = hide_object(&log, &fresh[0].commit);
+    let commits = log.pending_commits().unwrap();
+    restore();
+    assert_eq!(
+        commits.iter().map(|c| c.commit).collect::<Vec<_>>(),
+        fresh.iter().map(|s| s.commit).collect::<Vec<_>>()
+    );
 }

@@ -2,6 +2,7 @@
 
 use super::cas::Proposal;
 use super::log::{Appended, EventLog, TipInfo};
+use super::outgoing::Entry;
 use super::pending::PendingRange;
 use super::{Result, StoreError, message};
 use crate::event::{self, Event, Strictness};
@@ -68,10 +69,24 @@ impl EventLog {
             Ok(Proposal {
                 expected: own_tip.as_ref().map(|t| t.id),
                 new: id,
-                value: (id, seq, event.lamport_clock, first_unsent),
+                value: (
+                    id,
+                    seq,
+                    event.lamport_clock,
+                    first_unsent,
+                    own_tip.as_ref().map(|t| t.id),
+                ),
             })
         })?;
-        let (commit, seq, lamport_clock, first_unsent) = swapped.value;
+        let (commit, seq, lamport_clock, first_unsent, parent) = swapped.value;
+        self.record_outgoing(
+            self.node_id(),
+            Entry {
+                seq,
+                commit,
+                parent,
+            },
+        );
         if first_unsent {
             // The event right after the mark: remembered so `sync status` need not walk to it.
             self.record_oldest_unsent(self.node_id(), seq, commit);

@@ -11,7 +11,7 @@
 //! is computed in one place, [`PendingRange`].
 //!
 //! Module layering (no cycles): `log` (open, read refs and commits) ← `cas` ← `sync_state` ←
-//! `pending` ← `append`, `pulled`.
+//! `pending` ← `append`, `pulled`; `outgoing` (the index of unsent events) beside `pending`.
 
 mod append;
 mod cas;
@@ -21,6 +21,7 @@ mod log;
 mod loose;
 pub mod message;
 mod oldest;
+mod outgoing;
 mod pending;
 mod pulled;
 mod read;

@@ -30,18 +30,8 @@ impl EventLog {
 
     /// Records that `commit` at `seq` is the oldest unsent event of `node`'s chain.
     pub(crate) fn record_oldest_unsent(&self, node: &str, seq: u64, commit: ObjectId) {
-        let path = self.oldest_hint_path(node);
-        let Some(dir) = path.parent() else { return };
-        if std::fs::create_dir_all(dir).is_err() {
-            return;
-        }
-        let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) else {
-            return;
-        };
-        use std::io::Write;
-        if writeln!(tmp, "{seq} {commit}").is_ok() {
-            let _ = tmp.persist(&path);
-        }
+        let line = format!("{seq} {commit}\n");
+        super::outgoing::replace_hint(&self.oldest_hint_path(node), line.as_bytes());
     }
 
     /// The event at position `seq` of `node`'s chain, when the hint names it and it reads back

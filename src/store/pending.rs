@@ -79,6 +79,12 @@ impl OutgoingEvent {
             event_type: std::borrow::Cow<'a, str>,
         }
         let t = super::message::parse_trailers(msg).map_err(|e| e.to_string())?;
+        if t.seq != c.seq {
+            return Err(format!(
+                "the commit records Seq {} where Seq {} was expected",
+                t.seq, c.seq
+            ));
+        }
         let json = super::message::event_json(msg)
             .ok_or_else(|| super::message::MessageError::MissingTrailers.to_string())?;
         let head: Head<'_> = serde_json::from_str(json)
@@ -222,12 +228,32 @@ impl PendingRange {
 
 impl PendingRange {
     /// The pending events as [`PendingCommit`]s, oldest first (rejected ones, then unsent
-    /// ones), read from the trailers only (no JSON parsing).
+    /// ones), read from the trailers only (no JSON parsing). The unsent ones come from the
+    /// outgoing index when it proves them (store/outgoing.rs), else from a walk back from the
+    /// tip, which then rewrites the index; the rejected ones from a walk back from the mark.
     pub fn commits(&self, log: &EventLog) -> Result<Vec<PendingCommit>> {
         let Some(tip) = self.tip else {
             return Ok(Vec::new());
         };
-        let chain = EventLog::chain_ref(&self.node_id);
+        let (unsent, rejected_from) = match log.outgoing_from_index(self) {
+            Some(unsent) => (unsent, self.state.as_ref().map(|s| s.mark)),
+            None => (self.walk_unsent(log, tip)?, None),
+        };
+        let mut found_rejected = match rejected_from {
+            Some(mark) => self.walk_rejected(log, mark)?,
+            None => Vec::new(),
+        };
+        if found_rejected.is_empty() {
+            return Ok(unsent);
+        }
+        found_rejected.extend(unsent);
+        Ok(found_rejected)
+    }
+
+    /// The walk of [`PendingRange::commits`] from the tip: the unsent events, and the rejected
+    /// ones when they are reached on the way (all of them, by the end). Rewrites the outgoing
+    /// index from what it read.
+    fn walk_unsent(&self, log: &EventLog, tip: ObjectId) -> Result<Vec<PendingCommit>> {
         let node: std::sync::Arc<str> = self.node_id.as_str().into();
         let mark_seq = self.mark_seq();
         let mut want_rejected: HashSet<&str> = self
@@ -236,8 +262,72 @@ impl PendingRange {
             .map(|r| r.event_id.as_str())
             .collect();
         let mut unsent = Vec::with_capacity(self.unsent().min(1 << 20) as usize);
+        let mut index = Vec::with_capacity(unsent.capacity());
         let mut found_rejected = Vec::new();
-        let mut next = Some(tip);
+        self.walk(log, tip, |id, parent, t| {
+            let item = PendingCommit {
+                node_id: node.clone(),
+                commit: id,
+                seq: t.seq,
+            };
+            if t.seq > mark_seq {
+                unsent.push(item);
+                index.push(super::outgoing::Entry {
+                    seq: t.seq,
+                    commit: id,
+                    parent,
+                });
+            } else if want_rejected.remove(t.event_id) {
+                found_rejected.push(item);
+            }
+            !(want_rejected.is_empty() && t.seq <= mark_seq + 1)
+        })?;
+        unsent.reverse();
+        if !index.is_empty() {
+            index.reverse();
+            log.rewrite_outgoing(&self.node_id, &index);
+        }
+        found_rejected.reverse();
+        found_rejected.extend(unsent);
+        Ok(found_rejected)
+    }
+
+    /// The rejected events, oldest first, walking back from the mark until all are found.
+    fn walk_rejected(&self, log: &EventLog, mark: ObjectId) -> Result<Vec<PendingCommit>> {
+        let mut want: HashSet<&str> = self
+            .rejected()
+            .iter()
+            .map(|r| r.event_id.as_str())
+            .collect();
+        if want.is_empty() {
+            return Ok(Vec::new());
+        }
+        let node: std::sync::Arc<str> = self.node_id.as_str().into();
+        let mut found = Vec::new();
+        self.walk(log, mark, |id, _, t| {
+            if want.remove(t.event_id) {
+                found.push(PendingCommit {
+                    node_id: node.clone(),
+                    commit: id,
+                    seq: t.seq,
+                });
+            }
+            !want.is_empty()
+        })?;
+        found.reverse();
+        Ok(found)
+    }
+
+    /// Reads the chain back from `from` through the trailers, calling `visit(commit, parent,
+    /// trailers)` until it answers `false` or the chain ends.
+    fn walk(
+        &self,
+        log: &EventLog,
+        from: ObjectId,
+        mut visit: impl FnMut(ObjectId, Option<ObjectId>, &super::message::EventTrailers<'_>) -> bool,
+    ) -> Result<()> {
+        let chain = EventLog::chain_ref(&self.node_id);
+        let mut next = Some(from);
         while let Some(id) = next {
             let (msg, parent, _) = log.commit_message(&chain, id)?;
             let t = super::message::parse_trailers(&msg).map_err(|e| {
@@ -248,28 +338,12 @@ impl PendingRange {
                     reason: e.to_string(),
                 }
             })?;
-            let item = PendingCommit {
-                node_id: node.clone(),
-                commit: id,
-                seq: t.seq,
-            };
-            if t.seq > mark_seq {
-                unsent.push(item);
-            } else if want_rejected.remove(t.event_id) {
-                found_rejected.push(item);
-            }
-            if want_rejected.is_empty() && t.seq <= mark_seq + 1 {
+            if !visit(id, parent, &t) {
                 break;
             }
             next = parent;
         }
-        unsent.reverse();
-        if found_rejected.is_empty() {
-            return Ok(unsent);
-        }
-        found_rejected.reverse();
-        found_rejected.extend(unsent);
-        Ok(found_rejected)
+        Ok(())
     }
 }
 
@@ -348,6 +422,9 @@ impl EventLog {
                 let chain = EventLog::chain_ref(&c.node_id);
                 let (msg, _, _) = self.commit_message(&chain, c.commit)?;
                 OutgoingEvent::from_message(c, &msg).map_err(|reason| {
+                    // Only a damaged outgoing index can name a commit at the wrong place;
+                    // without it the next run walks the chain.
+                    let _ = std::fs::remove_file(self.outgoing_path(&c.node_id));
                     super::StoreError::Unparseable {
                         chain,
                         commit: c.commit.to_string(),
