@@ -617,7 +617,16 @@ async fn errors_are_json_with_the_right_status() {
 fn errors_of_the_binary_carry_their_own_help() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("server.db");
-    admin(dir.path(), &["user", "list"], "").expect("creates the database");
+    let err = admin(dir.path(), &["user", "list"], "").expect_err("no database yet");
+    assert!(err.contains("no server database at"), "{err}");
+    assert!(err.contains("check --db"), "{err}");
+    assert!(!db.exists(), "a reading command creates nothing");
+    admin(
+        dir.path(),
+        &["user", "add", "alice", "--team", "acme", "--password-stdin"],
+        "correct horse battery",
+    )
+    .expect("user add creates the database");
     let conn = rusqlite::Connection::open(&db).expect("open");
     conn.pragma_update(None, "user_version", 99)
         .expect("pragma");

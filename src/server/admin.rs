@@ -61,6 +61,24 @@ pub enum AdminError {
         help("pass --db PATH or set SPEC_KITTY_SERVER_DB")
     )]
     NoDataDir,
+    #[error("there is no server database at {0}")]
+    #[diagnostic(
+        code(spec_kitty_server::admin::no_database),
+        help(
+            "check --db (or SPEC_KITTY_SERVER_DB) for a typo; a new database is made by \
+             `spec-kitty-server user add` or `spec-kitty-server serve`"
+        )
+    )]
+    NoDatabase(PathBuf),
+}
+
+/// Opens the database of a command that only reads or changes what is there: a mistyped
+/// `--db` must not quietly create an empty database and answer from it.
+fn open_existing(db: &Path) -> Result<Store, AdminError> {
+    if !db.exists() {
+        return Err(AdminError::NoDatabase(db.to_owned()));
+    }
+    Ok(Store::open(db)?)
 }
 
 /// The shortest password `user add` accepts.
@@ -180,13 +198,13 @@ pub fn add_user(
 
 /// Every user.
 pub fn list_users(db: &Path) -> Result<Vec<UserRow>, AdminError> {
-    Ok(Store::open(db)?.list_users()?)
+    Ok(open_existing(db)?.list_users()?)
 }
 
 /// Disables a user and revokes its sessions (a running server closes its WebSockets within a
 /// second). Accepts the name in any case or normalisation form.
 pub fn disable_user(db: &Path, username: &str) -> Result<(), AdminError> {
-    let store = Store::open(db)?;
+    let store = open_existing(db)?;
     let normalized = normalize_username(username);
     // Accounts made before names were normalised are found by their exact name.
     if store.disable_user(&normalized)? || store.disable_user(username)? {
@@ -198,7 +216,7 @@ pub fn disable_user(db: &Path, username: &str) -> Result<(), AdminError> {
 
 /// Every team.
 pub fn list_teams(db: &Path) -> Result<Vec<TeamRow>, AdminError> {
-    Ok(Store::open(db)?.list_teams()?)
+    Ok(open_existing(db)?.list_teams()?)
 }
 
 #[cfg(test)]
