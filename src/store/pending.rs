@@ -79,12 +79,6 @@ impl OutgoingEvent {
             event_type: std::borrow::Cow<'a, str>,
         }
         let t = super::message::parse_trailers(msg).map_err(|e| e.to_string())?;
-        if t.seq != c.seq {
-            return Err(format!(
-                "the commit records Seq {} where Seq {} was expected",
-                t.seq, c.seq
-            ));
-        }
         let json = super::message::event_json(msg)
             .ok_or_else(|| super::message::MessageError::MissingTrailers.to_string())?;
         let head: Head<'_> = serde_json::from_str(json)
@@ -100,7 +94,9 @@ impl OutgoingEvent {
         Ok(OutgoingEvent {
             node_id: c.node_id.clone(),
             commit: c.commit,
-            seq: c.seq,
+            // As the commit records it, for `read_outgoing` to check against where it was
+            // expected.
+            seq: t.seq,
             event_id: head.event_id.into_owned(),
             event_type: head.event_type.into_owned(),
             summary: msg.lines().next().unwrap_or_default().to_owned(),
@@ -421,17 +417,23 @@ impl EventLog {
             .map(|c| {
                 let chain = EventLog::chain_ref(&c.node_id);
                 let (msg, _, _) = self.commit_message(&chain, c.commit)?;
-                OutgoingEvent::from_message(c, &msg).map_err(|reason| {
+                let unparseable = |reason| super::StoreError::Unparseable {
+                    chain: chain.clone(),
+                    commit: c.commit.to_string(),
+                    what: "event commit",
+                    reason,
+                };
+                let event = OutgoingEvent::from_message(c, &msg).map_err(unparseable)?;
+                if event.seq != c.seq {
                     // Only a damaged outgoing index can name a commit at the wrong place;
                     // without it the next run walks the chain.
                     let _ = std::fs::remove_file(self.outgoing_path(&c.node_id));
-                    super::StoreError::Unparseable {
-                        chain,
-                        commit: c.commit.to_string(),
-                        what: "event commit",
-                        reason,
-                    }
-                })
+                    return Err(unparseable(format!(
+                        "the commit records Seq {} where Seq {} was expected",
+                        event.seq, c.seq
+                    )));
+                }
+                Ok(event)
             })
             .collect()
     }

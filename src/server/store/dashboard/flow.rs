@@ -63,7 +63,7 @@ pub(super) struct Entered<'a> {
     pub wp_id: &'a str,
     pub seq: i64,
     pub at_ms: i64,
-    pub lane: &'a str,
+    pub lane: &'static str,
 }
 
 fn delta(plus: Option<&str>, minus: Option<&str>) -> [i64; 4] {
@@ -164,16 +164,14 @@ pub(super) fn record(
     if later.is_none() {
         // Nothing comes after this one, so it is now the latest. (When something does, the
         // remembered latest, if any, is still the latest.)
-        if let Some(lane) = LANES.iter().find(|l| **l == e.lane) {
-            deltas.latest.insert(
-                wp_key,
-                Latest {
-                    at_ms: e.at_ms,
-                    seq: e.seq,
-                    lane,
-                },
-            );
-        }
+        deltas.latest.insert(
+            wp_key,
+            Latest {
+                at_ms: e.at_ms,
+                seq: e.seq,
+                lane: e.lane,
+            },
+        );
     }
     Ok(())
 }
