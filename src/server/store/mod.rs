@@ -178,13 +178,10 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // SQLite checkpoints the WAL into the database every 1,000 pages by default. One batch of
-        // 1,000 events dirties about 1,400 pages (the events, a dozen indexes, the projections),
-        // so that was a checkpoint per batch, copying the same hot index pages again each
-        // time. Every 10,000 pages (a WAL of about 40 MiB, whose file keeps that size) copies
-        // each hot page once per seven batches: commits took 8 ms instead of 11 ms on average
-        // (docs/benchmarks.md, "Sync client").
-        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+        // SQLite's default WAL checkpoint (every 1,000 pages, about one per batch here) stays.
+        // At 10,000 pages commits averaged 8 ms instead of 11 ms on the sync bench's mix, but the
+        // batch whose commit ran the checkpoint waited for it: a batch's p99 went from 62-76 ms
+        // to 131-135 ms with no gain in throughput (docs/benchmarks.md, "Team server").
     }
     // SQLite's default page cache is 2 MiB. Every stored event updates a dozen indexes (the
     // activity filters, store/dashboard), so past ~100,000 events the writer re-read index
