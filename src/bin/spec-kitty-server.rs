@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use miette::miette;
 
 use spec_kitty::server::admin::{self, AdminError, DB_ENV};
+use spec_kitty::server::database::{self, DATABASE_URL_ENV, Database, DbStatus};
 use spec_kitty::server::{Server, ServerConfig, ServerError};
 
 /// The longest token lifetime the flags accept: ten years, in seconds.
@@ -48,6 +49,39 @@ enum Command {
     /// Inspect teams.
     #[command(subcommand)]
     Team(TeamCommand),
+    /// Check or migrate the database (the SQLite file of --db, or PostgreSQL with --database).
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+/// Which database a `db` subcommand works on.
+#[derive(clap::Args)]
+struct DatabaseArgs {
+    /// A PostgreSQL database, postgres://USER:PASSWORD@HOST:PORT/DBNAME [default: the SQLite
+    /// file of --db]. Prefer the environment variable: a password in argv is visible to every
+    /// user of the machine in the process list.
+    #[arg(long, env = DATABASE_URL_ENV, hide_env_values = true, value_name = "URL")]
+    database: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Report whether the database is reachable and at this server's schema version; changes
+    /// nothing. Exits 1 when it is unreachable, behind (run `db migrate`) or newer than this
+    /// server.
+    #[command(after_help = "Examples:\n  \
+        spec-kitty-server db check --db /var/lib/spec-kitty/server.db\n  \
+        DATABASE_URL=postgres://kitty@db.internal/spec_kitty spec-kitty-server db check --json")]
+    Check(DatabaseArgs),
+    /// Apply the schema migrations the database lacks, then exit (a server also does this when
+    /// it starts). On PostgreSQL under an advisory lock: any number of these and of starting
+    /// replicas apply each migration exactly once.
+    #[command(after_help = "Examples:\n  \
+        DATABASE_URL=postgres://kitty@db.internal/spec_kitty spec-kitty-server db migrate")]
+    Migrate(DatabaseArgs),
 }
 
 #[derive(clap::Args)]
@@ -189,6 +223,33 @@ fn run(cli: Cli) -> miette::Result<()> {
             spec_kitty::outln!("disabled user {username}; its sessions are revoked");
             Ok(())
         }
+        Command::Db(DbCommand::Check(args)) => {
+            let target = Database::choose(args.database, db).map_err(miette::Report::new)?;
+            let status = database::check(&target).map_err(render_admin)?;
+            if args.json {
+                print_json(&status)?;
+            } else {
+                print_status(&status);
+            }
+            schema_current(&status)
+        }
+        Command::Db(DbCommand::Migrate(args)) => {
+            let target = Database::choose(args.database, db).map_err(miette::Report::new)?;
+            let migrated = database::migrate(&target).map_err(render_admin)?;
+            if args.json {
+                return print_json(&migrated);
+            }
+            match migrated.applied.as_slice() {
+                [] => spec_kitty::outln!("{}: already current", migrated.status.shown()),
+                [one] => spec_kitty::outln!("{}: applied migration {one}", migrated.status.shown()),
+                [first, .., last] => spec_kitty::outln!(
+                    "{}: applied migrations {first} to {last}",
+                    migrated.status.shown()
+                ),
+            }
+            print_status(&migrated.status);
+            Ok(())
+        }
         Command::Team(TeamCommand::List { json }) => {
             let teams = admin::list_teams(&db).map_err(render_admin)?;
             if json {
@@ -207,6 +268,50 @@ fn run(cli: Cli) -> miette::Result<()> {
             }
         }
     }
+}
+
+fn print_status(status: &DbStatus) {
+    let (found, supported) = status.versions();
+    let backend = match status {
+        DbStatus::Sqlite { .. } => "SQLite".to_owned(),
+        DbStatus::Postgres(pg) => format!("PostgreSQL {}", pg.server_version),
+    };
+    spec_kitty::outln!("database {}", status.shown());
+    spec_kitty::outln!("backend  {backend}");
+    spec_kitty::outln!("schema   version {found} (this server writes {supported})");
+    for m in status.migrations() {
+        let when = chrono::DateTime::from_timestamp(m.applied_at, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        spec_kitty::outln!(
+            "  migration {} applied {when} by {}",
+            m.version,
+            m.applied_by
+        );
+    }
+}
+
+/// `db check`'s verdict: the schema must be the one this server writes.
+fn schema_current(status: &DbStatus) -> miette::Result<()> {
+    let (found, supported) = status.versions();
+    if found < supported {
+        return Err(miette!(
+            code = "spec_kitty_server::db::behind",
+            help = "run `spec-kitty-server db migrate` (with the same --db or --database), or start the server, which migrates",
+            "the database {} has schema version {found}; this server needs {supported}",
+            status.shown()
+        ));
+    }
+    if found > supported {
+        return Err(miette!(
+            code = "spec_kitty_server::db::too_new",
+            help =
+                "upgrade spec-kitty-server to the release that wrote this database, or a newer one",
+            "the database {} has schema version {found}, newer than this server's {supported}",
+            status.shown()
+        ));
+    }
+    Ok(())
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> miette::Result<()> {

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod batch;
 pub mod connections;
 pub mod dashboard;
+pub mod database;
 pub mod envelope;
 pub mod error;
 pub mod fanout;

@@ -11,6 +11,7 @@
 mod accounts;
 pub mod dashboard;
 mod events;
+pub mod pg;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use accounts::{RefreshOutcome, TeamRow, UserRow, WsTokenOwner};
 pub use events::{Counts, IncomingEvent, InsertOutcome, StoredEvent, WorkPackageRow, WpEffect};
-pub use schema::SCHEMA_VERSION;
+pub use schema::{SCHEMA_VERSION, version_of as sqlite_schema_version};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -71,6 +72,24 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot use the PostgreSQL database {database}: {source}")]
+    #[diagnostic(code(spec_kitty_server::store::postgres), help("{help}"))]
+    Postgres {
+        database: String,
+        help: String,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("invalid PostgreSQL URL: {why}")]
+    #[diagnostic(
+        code(spec_kitty_server::store::database_url),
+        help(
+            "write it as postgres://USER:PASSWORD@HOST:PORT/DBNAME (options like \
+             ?sslmode=disable after it); prefer DATABASE_URL to --database so the password \
+             stays out of the process list"
+        )
+    )]
+    DatabaseUrl { why: String },
     #[error("a database connection lock was poisoned by a crashed task")]
     #[diagnostic(
         code(spec_kitty_server::store::poisoned),

@@ -113,3 +113,13 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// The schema version of the database file at `path`, read without migrating or creating it.
+pub fn version_of(path: &std::path::Path) -> Result<i64, StoreError> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
