@@ -13,6 +13,16 @@ use serde_json::Value;
 /// Runs `spec-kitty-server` with a private HOME and `DATABASE_URL` (when given) in the
 /// environment, as an operator would, so the password is not in argv.
 fn server_cmd(home: &Path, database_url: Option<&str>, args: &[&str]) -> Output {
+    server_cmd_with_stdin(home, database_url, args, "")
+}
+
+fn server_cmd_with_stdin(
+    home: &Path,
+    database_url: Option<&str>,
+    args: &[&str],
+    stdin: &str,
+) -> Output {
+    use std::io::Write;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spec-kitty-server"));
     cmd.args(args)
         .env("HOME", home)
@@ -22,7 +32,16 @@ fn server_cmd(home: &Path, database_url: Option<&str>, args: &[&str]) -> Output 
     if let Some(url) = database_url {
         cmd.env("DATABASE_URL", url);
     }
-    cmd.output().expect("run spec-kitty-server")
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("run spec-kitty-server");
+    let mut pipe = child.stdin.take().expect("stdin");
+    pipe.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(pipe);
+    child
+        .wait_with_output()
+        .expect("wait for spec-kitty-server")
 }
 
 fn text(out: &Output) -> String {
@@ -256,4 +275,54 @@ fn sqlite_db_check_and_migrate_work_on_the_file_of_db() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn the_account_commands_work_on_postgres_as_on_sqlite() {
+    let pg = PgCluster::start();
+    let url = pg.create_database("accounts");
+    let home = tempfile::tempdir().unwrap();
+    let add = |name: &str, team: &str| {
+        server_cmd_with_stdin(
+            home.path(),
+            Some(&url),
+            &["user", "add", name, "--team", team, "--password-stdin"],
+            "a long enough password\n",
+        )
+    };
+    // The first command on a new database migrates it.
+    let out = add("Alice", "acme");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(text(&out).trim(), "added user alice to team acme");
+    assert!(add("bob", "acme").status.success());
+    let out = add("alice", "other");
+    assert!(!out.status.success());
+    assert!(text(&out).contains("already exists"), "{}", text(&out));
+
+    let out = server_cmd(home.path(), Some(&url), &["user", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let users = json(&out);
+    assert_eq!(users.as_array().unwrap().len(), 2);
+    assert_eq!(users[0]["username"], "alice");
+    assert!(
+        users[0].get("password_hash").is_none(),
+        "hashes are never listed"
+    );
+
+    let out = server_cmd(home.path(), Some(&url), &["user", "disable", "ALICE"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = server_cmd(home.path(), Some(&url), &["user", "list"]);
+    assert_eq!(text(&out), "alice\tacme\tdisabled\nbob\tacme\tactive\n");
+    let out = server_cmd(home.path(), Some(&url), &["team", "list"]);
+    assert_eq!(
+        text(&out),
+        "acme\t2 users\t0 events\n",
+        "no team 'other' was left behind"
+    );
+    let out = server_cmd(home.path(), Some(&url), &["user", "disable", "nobody"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("no user named"), "{}", text(&out));
+
+    // Nothing of it went to a SQLite file.
+    assert!(!home.path().join("data/spec-kitty/server.db").exists());
 }

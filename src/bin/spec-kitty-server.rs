@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 use miette::miette;
 
 use spec_kitty::server::admin::{self, AdminError, DB_ENV};
-use spec_kitty::server::database::{self, DATABASE_URL_ENV, Database, DbStatus};
+use spec_kitty::server::database::{self, DbStatus};
+use spec_kitty::server::store::{DATABASE_URL_ENV, Database};
 use spec_kitty::server::{Server, ServerConfig, ServerError};
 
 /// The longest token lifetime the flags accept: ten years, in seconds.
@@ -54,14 +55,27 @@ enum Command {
     Db(DbCommand),
 }
 
-/// Which database a `db` subcommand works on.
+/// Which database an administration command works on, besides the global --db.
 #[derive(clap::Args)]
-struct DatabaseArgs {
+struct DatabaseArg {
     /// A PostgreSQL database, postgres://USER:PASSWORD@HOST:PORT/DBNAME [default: the SQLite
     /// file of --db]. Prefer the environment variable: a password in argv is visible to every
     /// user of the machine in the process list.
     #[arg(long, env = DATABASE_URL_ENV, hide_env_values = true, value_name = "URL")]
     database: Option<String>,
+}
+
+impl DatabaseArg {
+    fn choose(self, sqlite: PathBuf) -> miette::Result<Database> {
+        Database::choose(self.database, sqlite).map_err(miette::Report::new)
+    }
+}
+
+/// The arguments of `db check` and `db migrate`.
+#[derive(clap::Args)]
+struct DbArgs {
+    #[command(flatten)]
+    target: DatabaseArg,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -75,13 +89,13 @@ enum DbCommand {
     #[command(after_help = "Examples:\n  \
         spec-kitty-server db check --db /var/lib/spec-kitty/server.db\n  \
         DATABASE_URL=postgres://kitty@db.internal/spec_kitty spec-kitty-server db check --json")]
-    Check(DatabaseArgs),
+    Check(DbArgs),
     /// Apply the schema migrations the database lacks, then exit (a server also does this when
     /// it starts). On PostgreSQL under an advisory lock: any number of these and of starting
     /// replicas apply each migration exactly once.
     #[command(after_help = "Examples:\n  \
         DATABASE_URL=postgres://kitty@db.internal/spec_kitty spec-kitty-server db migrate")]
-    Migrate(DatabaseArgs),
+    Migrate(DbArgs),
 }
 
 #[derive(clap::Args)]
@@ -158,15 +172,23 @@ enum UserCommand {
         /// Read the password from the first line of standard input instead of prompting.
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        target: DatabaseArg,
     },
     /// List users.
     List {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        target: DatabaseArg,
     },
     /// Disable a user: no more logins or refreshes; its sessions are revoked, and a running
     /// server closes its open WebSockets within a second.
-    Disable { username: String },
+    Disable {
+        username: String,
+        #[command(flatten)]
+        target: DatabaseArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -175,6 +197,8 @@ enum TeamCommand {
     List {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        target: DatabaseArg,
     },
 }
 
@@ -200,13 +224,16 @@ fn run(cli: Cli) -> miette::Result<()> {
             username,
             team,
             password_stdin,
+            target,
         }) => {
+            let db = target.choose(db)?;
             let password = read_password(password_stdin)?;
             let stored = admin::add_user(&db, &username, &team, &password).map_err(render_admin)?;
             spec_kitty::outln!("added user {stored} to team {team}");
             Ok(())
         }
-        Command::User(UserCommand::List { json }) => {
+        Command::User(UserCommand::List { json, target }) => {
+            let db = target.choose(db)?;
             let users = admin::list_users(&db).map_err(render_admin)?;
             if json {
                 print_json(&users)
@@ -218,13 +245,14 @@ fn run(cli: Cli) -> miette::Result<()> {
                 Ok(())
             }
         }
-        Command::User(UserCommand::Disable { username }) => {
+        Command::User(UserCommand::Disable { username, target }) => {
+            let db = target.choose(db)?;
             admin::disable_user(&db, &username).map_err(render_admin)?;
             spec_kitty::outln!("disabled user {username}; its sessions are revoked");
             Ok(())
         }
         Command::Db(DbCommand::Check(args)) => {
-            let target = Database::choose(args.database, db).map_err(miette::Report::new)?;
+            let target = args.target.choose(db)?;
             let status = database::check(&target).map_err(render_admin)?;
             if args.json {
                 print_json(&status)?;
@@ -234,7 +262,7 @@ fn run(cli: Cli) -> miette::Result<()> {
             schema_current(&status)
         }
         Command::Db(DbCommand::Migrate(args)) => {
-            let target = Database::choose(args.database, db).map_err(miette::Report::new)?;
+            let target = args.target.choose(db)?;
             let migrated = database::migrate(&target).map_err(render_admin)?;
             if args.json {
                 return print_json(&migrated);
@@ -250,7 +278,8 @@ fn run(cli: Cli) -> miette::Result<()> {
             print_status(&migrated.status);
             Ok(())
         }
-        Command::Team(TeamCommand::List { json }) => {
+        Command::Team(TeamCommand::List { json, target }) => {
+            let db = target.choose(db)?;
             let teams = admin::list_teams(&db).map_err(render_admin)?;
             if json {
                 print_json(&teams)
@@ -346,9 +375,7 @@ fn serve(db: PathBuf, args: ServeArgs) -> miette::Result<()> {
     runtime.block_on(async move {
         let server = Server::bind(config).await.map_err(render_server)?;
         // Tests and scripts wait for these two lines.
-        let db = server.db_path();
-        let db = std::path::absolute(db).unwrap_or_else(|_| db.to_owned());
-        spec_kitty::outln!("database {}", db.display());
+        spec_kitty::outln!("database {}", server.database());
         spec_kitty::outln!("listening on {}", server.url());
         if server.url().starts_with("http:") && !server.local_addr().ip().is_loopback() {
             tracing::warn!(

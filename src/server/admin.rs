@@ -3,12 +3,12 @@
 //! They work on the database file directly, so they run while the server runs (SQLite
 //! serialises the writes) or while it is stopped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use unicode_normalization::UnicodeNormalization;
 
 use super::auth::{AuthError, hash_password};
-use super::store::{Store, StoreError, TeamRow, UserRow};
+use super::store::{Database, Store, StoreError, TeamRow, UserRow};
 
 /// Environment variable that overrides the default database path.
 pub const DB_ENV: &str = "SPEC_KITTY_SERVER_DB";
@@ -74,11 +74,13 @@ pub enum AdminError {
 
 /// Opens the database of a command that only reads or changes what is there: a mistyped
 /// `--db` must not quietly create an empty database and answer from it.
-fn open_existing(db: &Path) -> Result<Store, AdminError> {
-    if !db.exists() {
-        return Err(AdminError::NoDatabase(db.to_owned()));
+fn open_existing(db: &Database) -> Result<Store, AdminError> {
+    if let Database::Sqlite(path) = db
+        && !path.exists()
+    {
+        return Err(AdminError::NoDatabase(path.clone()));
     }
-    Ok(Store::open(db)?)
+    Ok(Store::open_database(db)?)
 }
 
 /// The shortest password `user add` accepts.
@@ -169,7 +171,7 @@ fn confusable_script(c: char) -> Option<u8> {
 /// Creates a user in `team_slug` (created when new) and returns the username as stored
 /// ([`normalize_username`]).
 pub fn add_user(
-    db: &Path,
+    db: &Database,
     username: &str,
     team_slug: &str,
     password: &str,
@@ -188,7 +190,7 @@ pub fn add_user(
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(AdminError::WeakPassword);
     }
-    let store = Store::open(db)?;
+    let store = Store::open_database(db)?;
     let hash = hash_password(password)?;
     if !store.add_user(&username, team_slug, &hash)? {
         return Err(AdminError::UserExists(username));
@@ -197,13 +199,13 @@ pub fn add_user(
 }
 
 /// Every user.
-pub fn list_users(db: &Path) -> Result<Vec<UserRow>, AdminError> {
+pub fn list_users(db: &Database) -> Result<Vec<UserRow>, AdminError> {
     Ok(open_existing(db)?.list_users()?)
 }
 
 /// Disables a user and revokes its sessions (a running server closes its WebSockets within a
 /// second). Accepts the name in any case or normalisation form.
-pub fn disable_user(db: &Path, username: &str) -> Result<(), AdminError> {
+pub fn disable_user(db: &Database, username: &str) -> Result<(), AdminError> {
     let store = open_existing(db)?;
     let normalized = normalize_username(username);
     // Accounts made before names were normalised are found by their exact name.
@@ -215,7 +217,7 @@ pub fn disable_user(db: &Path, username: &str) -> Result<(), AdminError> {
 }
 
 /// Every team.
-pub fn list_teams(db: &Path) -> Result<Vec<TeamRow>, AdminError> {
+pub fn list_teams(db: &Database) -> Result<Vec<TeamRow>, AdminError> {
     Ok(open_existing(db)?.list_teams()?)
 }
 

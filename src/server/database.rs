@@ -10,35 +10,7 @@ use std::path::PathBuf;
 
 use super::admin::AdminError;
 use super::store::pg::{AppliedMigration, PgStatus, Postgres};
-use super::store::{SCHEMA_VERSION, Store, StoreError, sqlite_schema_version};
-
-/// Environment variable of the PostgreSQL URL (the usual name, so platforms that provision a
-/// database and set it need no extra step).
-pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
-
-/// The database a command works on.
-#[derive(Debug, Clone)]
-pub enum Database {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
-
-impl Database {
-    /// The PostgreSQL URL when given, else the SQLite file.
-    pub fn choose(url: Option<String>, sqlite: PathBuf) -> Result<Database, StoreError> {
-        match url.filter(|u| !u.trim().is_empty()) {
-            None => Ok(Database::Sqlite(sqlite)),
-            Some(url) if super::store::pg::is_url(url.trim()) => {
-                Ok(Database::Postgres(url.trim().to_owned()))
-            }
-            Some(_) => Err(StoreError::DatabaseUrl {
-                why: "it does not start with postgres:// or postgresql:// (a SQLite file is \
-                      given with --db PATH)"
-                    .into(),
-            }),
-        }
-    }
-}
+use super::store::{Database, SCHEMA_VERSION, Store, sqlite_schema_version};
 
 /// What `db check` found.
 #[derive(Debug, Clone, serde::Serialize)]

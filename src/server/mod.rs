@@ -30,7 +30,7 @@ pub mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -227,8 +227,10 @@ impl Server {
         format!("{scheme}://{}", self.local_addr)
     }
 
-    pub fn db_path(&self) -> &Path {
-        self.state.store.path()
+    /// The database as it may be shown: the SQLite file's absolute path, or the PostgreSQL URL
+    /// without its password.
+    pub fn database(&self) -> String {
+        self.state.store.shown()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, closes WebSockets and waits for

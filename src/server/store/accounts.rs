@@ -5,7 +5,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Store, StoreError, unix_now};
+use super::{StoreError, sqlite::Sqlite, unix_now};
 
 /// A user account as the administration commands list it.
 #[derive(Debug, Clone, Serialize)]
@@ -52,7 +52,7 @@ pub struct WsTokenOwner {
     pub session: Option<String>,
 }
 
-impl Store {
+impl Sqlite {
     /// Creates the user (and its team when new). Fails if the username is taken.
     pub fn add_user(
         &self,
@@ -72,7 +72,11 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
                 params![username, team_slug, password_hash, now],
             )?;
-            tx.commit()?;
+            // A taken name leaves no trace: not even the team it named (dropping `tx` rolls
+            // back).
+            if n == 1 {
+                tx.commit()?;
+            }
             Ok(n == 1)
         })
     }
@@ -304,7 +308,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// Of `users` and `sessions`, those that no longer grant access: users disabled or
     /// deleted, sessions revoked. Reads one row per name.
     pub fn revoked(
@@ -380,7 +384,7 @@ mod tests {
     #[test]
     fn pruning_removes_expired_tokens_in_bounded_runs_and_keeps_live_ones() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let store = Sqlite::open(&dir.path().join("s.db")).expect("open");
         assert!(store.add_user("alice", "acme", "hash").expect("user"));
         let now = unix_now();
         for i in 0..5 {

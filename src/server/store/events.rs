@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::event::Lane;
 
 use super::dashboard::{BatchProjection, EventFacts, count_stored, project_event};
-use super::{Store, StoreError, unix_now};
+use super::{StoreError, sqlite::Sqlite, unix_now};
 
 /// What an accepted event does to the board.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub struct Counts {
     pub events: i64,
 }
 
-impl Store {
+impl Sqlite {
     /// Stores a batch for `team_slug` in one transaction: either every new event of the batch
     /// is stored and the board updated, or nothing is.
     pub fn insert_events(
@@ -363,7 +363,7 @@ mod tests {
     #[test]
     fn the_board_follows_lamport_then_node_order_not_arrival_order() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let store = Sqlite::open(&dir.path().join("s.db")).expect("open");
         let batch = [
             event("A", "WP01", 5, "bbbbbbbbbbbb", moved(Lane::Done)),
             // Arrives later but is older: ignored by the board.
@@ -414,7 +414,7 @@ mod tests {
         for (i, first) in cases.iter().enumerate() {
             for (j, second) in cases.iter().enumerate() {
                 let dir = tempfile::tempdir().expect("temp dir");
-                let store = Store::open(&dir.path().join("s.db")).expect("open");
+                let store = Sqlite::open(&dir.path().join("s.db")).expect("open");
                 let batch = [
                     event(
                         &format!("A{i}"),
@@ -442,7 +442,7 @@ mod tests {
     #[test]
     fn an_id_of_another_team_is_neither_stored_nor_a_duplicate() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let store = Sqlite::open(&dir.path().join("s.db")).expect("open");
         let e = event("A", "WP01", 1, "aaaaaaaaaaaa", created());
         store
             .insert_events("acme", std::slice::from_ref(&e))

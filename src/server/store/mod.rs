@@ -1,24 +1,25 @@
-//! The server's embedded storage: one SQLite file in WAL mode.
+//! The server's storage: one interface ([`Store`]), two backends.
 //!
-//! One writer connection behind a mutex serialises writes (SQLite allows one writer anyway, and
-//! holding our own lock avoids busy-waiting inside SQLite); a small pool of reader connections
-//! serves pulls and snapshots concurrently with writes, which WAL allows. Every method is
-//! blocking: async callers run them under `tokio::task::spawn_blocking`.
-//!
-//! Durability: `synchronous=FULL` with WAL, so a batch whose response was sent survives a power
-//! loss, not only a crash of the process. One fsync per batch (not per event) keeps this cheap.
+//! The embedded SQLite file (`sqlite.rs`) is the default: one binary, nothing to run beside it.
+//! PostgreSQL (`pg/`) is for N stateless replicas sharing one database. Every method blocks:
+//! async callers run them under `tokio::task::spawn_blocking`.
 
 mod accounts;
 pub mod dashboard;
 mod events;
 pub mod pg;
 mod schema;
+mod sqlite;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use pg::Postgres;
+use sqlite::Sqlite;
+
+use dashboard::flow::FlowBucket;
+use dashboard::{
+    ActivityFilter, BoardCard, BoardFilter, BrowserSession, DashboardCounts, FeatureRow, Transition,
+};
 
 pub use accounts::{RefreshOutcome, TeamRow, UserRow, WsTokenOwner};
 pub use events::{Counts, IncomingEvent, InsertOutcome, StoredEvent, WorkPackageRow, WpEffect};
@@ -90,6 +91,14 @@ pub enum StoreError {
         )
     )]
     DatabaseUrl { why: String },
+    #[error("{what} is not available on PostgreSQL yet")]
+    #[diagnostic(
+        code(spec_kitty_server::store::not_on_postgres),
+        help(
+            "use the SQLite database (--db PATH) for now; PostgreSQL support is being built (issue 13)"
+        )
+    )]
+    NotOnPostgres { what: &'static str },
     #[error("a database connection lock was poisoned by a crashed task")]
     #[diagnostic(
         code(spec_kitty_server::store::poisoned),
@@ -98,118 +107,353 @@ pub enum StoreError {
     Poisoned,
 }
 
-/// Readers kept open for reuse; more may be opened under load and are then closed after use.
-const READER_POOL: usize = 4;
+/// Environment variable of the PostgreSQL URL (the usual name, so platforms that provision a
+/// database and set it need no extra step).
+pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
 
-/// The server's database.
+/// The database a command works on.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Database {
+    /// The PostgreSQL URL when given, else the SQLite file.
+    pub fn choose(url: Option<String>, sqlite: PathBuf) -> Result<Database, StoreError> {
+        match url.filter(|u| !u.trim().is_empty()) {
+            None => Ok(Database::Sqlite(sqlite)),
+            Some(url) if pg::is_url(url.trim()) => Ok(Database::Postgres(url.trim().to_owned())),
+            Some(_) => Err(StoreError::DatabaseUrl {
+                why: "it does not start with postgres:// or postgresql:// (a SQLite file is \
+                      given with --db PATH)"
+                    .into(),
+            }),
+        }
+    }
+}
+
+/// The server's database: the embedded SQLite file, or PostgreSQL for replicas. Every handler,
+/// the dashboard and the admin commands go through these methods; each backend answers them
+/// with its own SQL (`sqlite.rs` with accounts.rs, events.rs, dashboard/; `pg/`).
 pub struct Store {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(Sqlite),
+    Postgres(Postgres),
+}
+
+/// Calls the same method on whichever backend this store is.
+macro_rules! on_backend {
+    ($self:ident, $b:ident => $call:expr) => {
+        match &$self.backend {
+            Backend::Sqlite($b) => $call,
+            Backend::Postgres($b) => $call,
+        }
+    };
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
-        create_private(path)?;
-        let mut writer = open_connection(path, false)?;
-        schema::migrate(&mut writer)?;
         Ok(Store {
-            path: path.to_owned(),
-            writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            backend: Backend::Sqlite(Sqlite::open(path)?),
         })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Connects to the PostgreSQL database at `url` and migrates it (under the migration
+    /// lock, so replicas starting at once migrate it once).
+    pub fn connect_postgres(url: &str) -> Result<Store, StoreError> {
+        let pg = Postgres::connect(url)?;
+        pg.migrate()?;
+        Ok(Store {
+            backend: Backend::Postgres(pg),
+        })
     }
 
-    /// Runs `f` with exclusive use of the writer connection.
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-        f(&mut conn)
-    }
-
-    /// Runs `f` on a reader connection from the pool.
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let pooled = self.readers.lock().map_err(|_| StoreError::Poisoned)?.pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => open_connection(&self.path, true)?,
-        };
-        let result = f(&conn);
-        let mut pool = self.readers.lock().map_err(|_| StoreError::Poisoned)?;
-        if pool.len() < READER_POOL {
-            pool.push(conn);
+    /// Opens `db`, migrating it: the SQLite file (created when missing) or PostgreSQL.
+    pub fn open_database(db: &Database) -> Result<Store, StoreError> {
+        match db {
+            Database::Sqlite(path) => Store::open(path),
+            Database::Postgres(url) => Store::connect_postgres(url),
         }
-        result
     }
-}
 
-/// Creates the database file with mode 0600 when it does not exist yet. SQLite gives its
-/// `-wal` and `-shm` files the mode of the database file, so they are private too (the
-/// accounts' password hashes and the team's events are nobody else's business).
-fn create_private(path: &Path) -> Result<(), StoreError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(StoreError::Permissions {
-            path: path.to_owned(),
-            source,
-        }),
+    /// The database as it may be shown: the SQLite file's path, or the PostgreSQL URL without
+    /// its password.
+    pub fn shown(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(s) => std::path::absolute(s.path())
+                .unwrap_or_else(|_| s.path().to_owned())
+                .display()
+                .to_string(),
+            Backend::Postgres(p) => p.shown().to_owned(),
+        }
     }
-}
 
-fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
-    let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    };
-    let open_err = |source| StoreError::Open {
-        path: path.to_owned(),
-        source,
-    };
-    let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
-    // Administration commands may write while the server runs: wait for the lock, don't fail.
-    conn.busy_timeout(Duration::from_secs(10))?;
-    if !read_only {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        // SQLite's default WAL checkpoint (every 1,000 pages, about one per batch here) stays.
-        // At 10,000 pages commits averaged 8 ms instead of 11 ms on the sync bench's mix, but the
-        // batch whose commit ran the checkpoint waited for it: a batch's p99 went from 62-76 ms
-        // to 131-135 ms with no gain in throughput (docs/benchmarks.md, "Team server").
+    /// Creates the user (and its team when new). Fails if the username is taken.
+    pub fn add_user(
+        &self,
+        username: &str,
+        team_slug: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        on_backend!(self, b => b.add_user(username, team_slug, password_hash))
     }
-    // SQLite's default page cache is 2 MiB. Every stored event updates a dozen indexes (the
-    // activity filters, store/dashboard), so past ~100,000 events the writer re-read index
-    // pages from the OS on every batch and ingest fell from 45 to 85 ms per 1,000 events
-    // (docs/benchmarks.md). The cache grows only as pages are used.
-    let cache_kib = if read_only { 16 * 1024 } else { 64 * 1024 };
-    conn.pragma_update(None, "cache_size", -cache_kib)?;
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
+
+    /// Every user, sorted by name.
+    pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
+        on_backend!(self, b => b.list_users())
+    }
+
+    /// One user by name.
+    pub fn find_user(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
+        on_backend!(self, b => b.find_user(username))
+    }
+
+    /// Whether the user is disabled; `None` when there is no such user.
+    pub fn user_disabled(&self, username: &str) -> Result<Option<bool>, StoreError> {
+        on_backend!(self, b => b.user_disabled(username))
+    }
+
+    /// Disables a user and revokes all its sessions. Returns false for an unknown user.
+    pub fn disable_user(&self, username: &str) -> Result<bool, StoreError> {
+        on_backend!(self, b => b.disable_user(username))
+    }
+
+    /// Every team with its user and event counts.
+    pub fn list_teams(&self) -> Result<Vec<TeamRow>, StoreError> {
+        on_backend!(self, b => b.list_teams())
+    }
+
+    /// Starts a session (one login) with its first refresh token.
+    pub fn create_session(
+        &self,
+        family_id: &str,
+        username: &str,
+        refresh_hash: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, b => b.create_session(family_id, username, refresh_hash, expires_at))
+    }
+
+    /// Rotates a refresh token: the presented one is marked rotated and `new_hash` joins its
+    /// family, all in one transaction so two concurrent refreshes cannot both succeed.
+    pub fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: i64,
+    ) -> Result<RefreshOutcome, StoreError> {
+        on_backend!(self, b => b.rotate_refresh(old_hash, new_hash, new_expires_at))
+    }
+
+    /// Revokes the session a refresh token belongs to and returns its id. Unknown tokens are
+    /// ignored (`None`): logging out twice is not an error.
+    pub fn revoke_session(&self, refresh_hash: &str) -> Result<Option<String>, StoreError> {
+        on_backend!(self, b => b.revoke_session(refresh_hash))
+    }
+
+    /// Stores a single-use WebSocket token.
+    pub fn add_ws_token(
+        &self,
+        token_hash: &str,
+        owner: &WsTokenOwner,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, b => b.add_ws_token(token_hash, owner, expires_at))
+    }
+
+    /// Consumes a WebSocket token: it is deleted whether or not it is still valid, so it can
+    /// never be used twice.
+    pub fn consume_ws_token(&self, token_hash: &str) -> Result<Option<WsTokenOwner>, StoreError> {
+        on_backend!(self, b => b.consume_ws_token(token_hash))
+    }
+
+    /// Of `users` and `sessions`, those that no longer grant access: users disabled or
+    /// deleted, sessions revoked. Reads one row per name.
+    pub fn revoked(
+        &self,
+        users: &[String],
+        sessions: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        on_backend!(self, b => b.revoked(users, sessions))
+    }
+
+    /// Deletes up to `batch` expired ws tokens, up to `batch` expired refresh tokens, and up
+    /// to `batch` sessions that have no refresh token left; returns the rows deleted.
+    pub fn prune_expired(&self, now: i64, batch: usize) -> Result<usize, StoreError> {
+        on_backend!(self, b => b.prune_expired(now, batch))
+    }
+
+    /// Stores a batch for `team_slug` in one transaction: either every new event of the batch
+    /// is stored and the board updated, or nothing is.
+    pub fn insert_events(
+        &self,
+        team_slug: &str,
+        events: &[IncomingEvent],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        on_backend!(self, b => b.insert_events(team_slug, events))
+    }
+
+    /// Up to `limit` events of the team after sequence `after`, in server order, holding at
+    /// most `max_bytes` of envelopes (but always at least one event), and whether more follow.
+    pub fn events_after(
+        &self,
+        team_slug: &str,
+        after: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<StoredEvent>, bool), StoreError> {
+        on_backend!(self, b => b.events_after(team_slug, after, limit, max_bytes))
+    }
+
+    /// The activity feed: up to `limit` events of the team, newest first, older than `before`.
+    pub fn activity(
+        &self,
+        team_slug: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        on_backend!(self, b => b.activity(team_slug, before, limit))
+    }
+
+    /// The team's board: every work package with its current lane.
+    pub fn work_packages(&self, team_slug: &str) -> Result<Vec<WorkPackageRow>, StoreError> {
+        on_backend!(self, b => b.work_packages(team_slug))
+    }
+
+    /// Counts of features, work packages and events of the team.
+    pub fn counts(&self, team_slug: &str) -> Result<Counts, StoreError> {
+        on_backend!(self, b => b.counts(team_slug))
+    }
+
+    /// Counts of projects, features, work packages and events of the team.
+    pub fn dashboard_counts(&self, team_slug: &str) -> Result<DashboardCounts, StoreError> {
+        on_backend!(self, b => b.dashboard_counts(team_slug))
+    }
+
+    /// The board's cards, by feature then work package.
+    pub fn board(
+        &self,
+        team_slug: &str,
+        filter: &BoardFilter,
+    ) -> Result<Vec<BoardCard>, StoreError> {
+        on_backend!(self, b => b.board(team_slug, filter))
+    }
+
+    /// Every feature of the team with its work packages per lane and its last activity.
+    pub fn features(&self, team_slug: &str) -> Result<Vec<FeatureRow>, StoreError> {
+        on_backend!(self, b => b.features(team_slug))
+    }
+
+    /// The activity feed: up to `limit` events of the team older than `before` (a `seq`),
+    /// newest first, matching every filter given; index ranges from the cursor whatever the
+    /// filters (see `activity`).
+    pub fn dashboard_activity(
+        &self,
+        team_slug: &str,
+        filter: &ActivityFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        on_backend!(self, b => b.dashboard_activity(team_slug, filter, before, limit))
+    }
+
+    /// The events of one work package (at most `limit`, oldest first by server order): the
+    /// ones filed under `feature_slug` and the ones that name no feature. Two ranges of
+    /// `events_team_feature_wp_type_seq`, so only this work package's events are read, never
+    /// those of the same id in the team's other features.
+    pub fn work_package_events(
+        &self,
+        team_slug: &str,
+        project_uuid: &str,
+        feature_slug: &str,
+        wp_id: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        on_backend!(self, b => b.work_package_events(team_slug, project_uuid, feature_slug, wp_id, limit))
+    }
+
+    /// The board's card of one work package, by its whole key.
+    pub fn board_card(
+        &self,
+        team_slug: &str,
+        project_uuid: &str,
+        feature_slug: &str,
+        wp_id: &str,
+    ) -> Result<Option<BoardCard>, StoreError> {
+        on_backend!(self, b => b.board_card(team_slug, project_uuid, feature_slug, wp_id))
+    }
+
+    /// The lanes entered by the work packages of one feature, in server order (at most
+    /// `limit`).
+    pub fn feature_transitions(
+        &self,
+        team_slug: &str,
+        project_uuid: &str,
+        feature_slug: &str,
+        limit: usize,
+    ) -> Result<Vec<Transition>, StoreError> {
+        on_backend!(self, b => b.feature_transitions(team_slug, project_uuid, feature_slug, limit))
+    }
+
+    /// The projects that have `feature_slug` (usually one), with their slug.
+    pub fn feature_projects(
+        &self,
+        team_slug: &str,
+        feature_slug: &str,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        on_backend!(self, b => b.feature_projects(team_slug, feature_slug))
+    }
+
+    /// Records a new browser session (and forgets expired ones).
+    pub fn create_browser_session(
+        &self,
+        token_hash: &str,
+        username: &str,
+        csrf: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, b => b.create_browser_session(token_hash, username, csrf, expires_at))
+    }
+
+    /// The live session with this token hash, if any.
+    pub fn browser_session(&self, token_hash: &str) -> Result<Option<BrowserSession>, StoreError> {
+        on_backend!(self, b => b.browser_session(token_hash))
+    }
+
+    /// Ends a browser session (logout). Unknown tokens are fine.
+    pub fn end_browser_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        on_backend!(self, b => b.end_browser_session(token_hash))
+    }
+
+    /// The cumulative flow of one feature from its buckets of `width_ms` (one of
+    /// [`WIDTHS_MS`]).
+    pub fn feature_flow_buckets(
+        &self,
+        team_slug: &str,
+        project_uuid: &str,
+        feature_slug: &str,
+        width_ms: i64,
+    ) -> Result<Vec<FlowBucket>, StoreError> {
+        on_backend!(self, b => b.feature_flow_buckets(team_slug, project_uuid, feature_slug, width_ms))
+    }
+
+    /// The cumulative flow of one feature at the finest bucket width that gives at most
+    /// `columns` buckets from its first transition to `now_ms`, and that width.
+    pub fn feature_flow(
+        &self,
+        team_slug: &str,
+        project_uuid: &str,
+        feature_slug: &str,
+        columns: i64,
+        now_ms: i64,
+    ) -> Result<(i64, Vec<FlowBucket>), StoreError> {
+        on_backend!(self, b => b.feature_flow(team_slug, project_uuid, feature_slug, columns, now_ms))
+    }
 }
 
 /// Seconds since the Unix epoch, the unit of every timestamp in the database.

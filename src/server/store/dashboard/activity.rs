@@ -206,7 +206,7 @@ pub(super) fn read_activity(
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::Store;
+    use super::super::super::sqlite::Sqlite;
     use super::*;
 
     /// Every combination of the four filters, as (type, wp, feature, actor) presence bits.
@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn every_filter_combination_is_an_index_range_from_the_cursor() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let store = Sqlite::open(&dir.path().join("s.db")).expect("open");
         let conn = store.writer.lock().expect("writer");
         for filter in combinations() {
             let plan = ActivityPlan::of(&filter);
@@ -279,7 +279,7 @@ mod tests {
     #[test]
     fn the_type_skip_scan_finds_each_type_once() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let store = Sqlite::open(&dir.path().join("s.db")).expect("open");
         let conn = store.writer.lock().expect("writer");
         for (i, (team, t)) in [
             ("acme", "WPCreated"),

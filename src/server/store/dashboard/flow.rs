@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::super::{Store, StoreError};
+use super::super::{StoreError, sqlite::Sqlite};
 
 /// The bucket widths kept, finest first.
 pub const WIDTHS_MS: [i64; 3] = [60_000, 3_600_000, 86_400_000];
@@ -249,7 +249,7 @@ fn buckets(
     Ok(out)
 }
 
-impl Store {
+impl Sqlite {
     /// The cumulative flow of one feature from its buckets of `width_ms` (one of
     /// [`WIDTHS_MS`]).
     pub fn feature_flow_buckets(
@@ -300,7 +300,7 @@ impl Store {
 mod tests {
     use rusqlite::Connection;
 
-    use super::super::super::{Store, WpEffect};
+    use super::super::super::{WpEffect, sqlite::Sqlite};
     use super::super::tests::event;
     use super::*;
     use crate::event::Lane;
@@ -334,14 +334,14 @@ mod tests {
 
     /// 1,200 transitions of 12 work packages, one a minute, stored in a shuffled order so that
     /// most arrive after later ones, in batches of `batch` events.
-    fn store_with_history(path: &std::path::Path) -> Store {
+    fn store_with_history(path: &std::path::Path) -> Sqlite {
         store_in_batches(path, 100, true)
     }
 
     /// The same history, shuffled or in time order (each work package's moves in order, the
     /// case [`FlowDeltas`] remembers the latest transition for).
-    fn store_in_batches(path: &std::path::Path, batch: usize, shuffled: bool) -> Store {
-        let store = Store::open(path).expect("open");
+    fn store_in_batches(path: &std::path::Path, batch: usize, shuffled: bool) -> Sqlite {
+        let store = Sqlite::open(path).expect("open");
         let lanes = [Lane::Doing, Lane::ForReview, Lane::Done, Lane::Planned];
         let n = 1200;
         let events: Vec<_> = (0..n)

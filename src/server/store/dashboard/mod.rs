@@ -142,7 +142,7 @@ pub(super) const MIGRATION: &str = concat!(
 pub(super) mod tests {
     use rusqlite::Connection;
 
-    use super::super::{IncomingEvent, Store, WpEffect};
+    use super::super::{IncomingEvent, WpEffect, sqlite::Sqlite};
     use super::*;
     use crate::event::Lane;
 
@@ -220,7 +220,7 @@ pub(super) mod tests {
     fn the_migration_backfill_rebuilds_what_ingest_keeps() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("s.db");
-        let store = Store::open(&path).expect("open");
+        let store = Sqlite::open(&path).expect("open");
         let moved = |lane| WpEffect::Moved {
             feature_slug: Some("001-demo".into()),
             lane,

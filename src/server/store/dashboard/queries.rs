@@ -5,7 +5,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use serde::Serialize;
 
-use super::super::{Store, StoreError, StoredEvent};
+use super::super::{StoreError, StoredEvent, sqlite::Sqlite};
 
 /// Sizes shown on the overview.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub fn lane_index(lane: &str) -> Option<usize> {
         .position(|l| *l == lane)
 }
 
-impl Store {
+impl Sqlite {
     /// Counts of projects, features, work packages and events of the team.
     pub fn dashboard_counts(&self, team_slug: &str) -> Result<DashboardCounts, StoreError> {
         self.read(|conn| {
@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn a_work_package_timeline_reads_only_that_work_package_of_that_feature() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let store = Sqlite::open(&dir.path().join("s.db")).expect("open");
         let conn = store.writer.lock().expect("writer");
         let mut stmt = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {WORK_PACKAGE_EVENTS}"))

@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::super::{Store, StoreError, unix_now};
+use super::super::{StoreError, sqlite::Sqlite, unix_now};
 
 /// A logged-in browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +14,7 @@ pub struct BrowserSession {
     pub csrf: String,
 }
 
-impl Store {
+impl Sqlite {
     /// Records a new browser session (and forgets expired ones).
     pub fn create_browser_session(
         &self,

@@ -8,6 +8,8 @@
 //! What this module owns: the connection settings (never shown with their password), a small
 //! pool of connections, and turning the driver's errors into ones that name the fix.
 
+mod accounts;
+mod pending;
 pub mod schema;
 
 use std::str::FromStr;
