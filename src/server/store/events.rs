@@ -1,11 +1,13 @@
 //! Events, their deduplication, and the materialised board built from them.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::params;
 use serde::Serialize;
 
 use crate::event::Lane;
 
 use super::dashboard::{BatchProjection, EventFacts, count_stored, project_event};
+use super::ingest_tx::{IngestTx, Move, WpKey};
+use super::sqlite_ingest::SqliteIngest;
 use super::{StoreError, sqlite::Sqlite, unix_now};
 
 /// What an accepted event does to the board.
@@ -90,7 +92,7 @@ impl Sqlite {
         }
         self.write(|conn| {
             let tx = conn.transaction()?;
-            let outcomes = insert_in(&tx, team_slug, events)?;
+            let outcomes = insert_in(&mut SqliteIngest { tx: &tx }, team_slug, events)?;
             tx.commit()?;
             Ok(outcomes)
         })
@@ -192,46 +194,25 @@ fn stored_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-fn insert_in(
-    tx: &Transaction<'_>,
+/// Stores a batch through `tx` (the batch's open transaction, on either backend): each event
+/// unless its id is known, the board, the dashboard's projections, the team's count.
+pub(super) fn insert_in(
+    tx: &mut impl IngestTx,
     team_slug: &str,
     events: &[IncomingEvent],
 ) -> Result<Vec<InsertOutcome>, StoreError> {
     let now = unix_now();
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO events (event_id, team_slug, event_type, lamport_clock, node_id,
-                             project_uuid, feature_slug, wp_id, received_at, envelope, actor)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-         ON CONFLICT(event_id) DO NOTHING",
-    )?;
-    let mut owner = tx.prepare_cached("SELECT team_slug FROM events WHERE event_id = ?1")?;
     let mut outcomes = Vec::with_capacity(events.len());
     let mut stored = 0;
     let mut projection = BatchProjection::default();
     for e in events {
-        let inserted = insert.execute(params![
-            e.event_id,
-            team_slug,
-            e.event_type,
-            e.lamport_clock,
-            e.node_id,
-            e.project_uuid,
-            e.feature_slug,
-            e.wp_id,
-            now,
-            e.envelope,
-            e.facts.actor,
-        ])?;
-        if inserted == 1 {
-            let seq = tx.last_insert_rowid();
+        if let Some(seq) = tx.insert_event(team_slug, e, now)? {
             apply_effect(tx, team_slug, e, seq)?;
             project_event(tx, team_slug, e, seq, &mut projection)?;
             stored += 1;
             outcomes.push(InsertOutcome::Stored(seq));
         } else {
-            let existing: Option<String> =
-                owner.query_row([&e.event_id], |r| r.get(0)).optional()?;
-            outcomes.push(match existing {
+            outcomes.push(match tx.event_team(&e.event_id)? {
                 Some(t) if t != team_slug => InsertOutcome::ForeignId,
                 _ => InsertOutcome::Duplicate,
             });
@@ -243,7 +224,7 @@ fn insert_in(
 }
 
 fn apply_effect(
-    tx: &Transaction<'_>,
+    tx: &mut impl IngestTx,
     team_slug: &str,
     e: &IncomingEvent,
     seq: i64,
@@ -254,21 +235,17 @@ fn apply_effect(
     match &e.effect {
         WpEffect::None => {}
         WpEffect::Created { feature_slug } => {
+            let wp = WpKey {
+                team_slug,
+                project_uuid: &e.project_uuid,
+                feature_slug,
+                wp_id,
+            };
             // Status changes without a feature that arrived before the creation were filed
             // under feature "": now the feature is known, move them there.
-            tx.prepare_cached(
-                "UPDATE OR IGNORE work_packages SET feature_slug = ?3
-                 WHERE team_slug = ?1 AND project_uuid = ?2 AND wp_id = ?4 AND feature_slug = ''",
-            )?
-            .execute(params![team_slug, e.project_uuid, feature_slug, wp_id])?;
+            tx.wp_adopt(wp)?;
             // Order key (0, "") so that any status change, even one received earlier, wins.
-            tx.prepare_cached(
-                "INSERT INTO work_packages (team_slug, project_uuid, feature_slug, wp_id, lane,
-                                        lamport_clock, node_id, updated_seq)
-                 VALUES (?1, ?2, ?3, ?4, 'planned', 0, '', ?5)
-                 ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![team_slug, e.project_uuid, feature_slug, wp_id, seq])?;
+            tx.wp_create(wp, seq)?;
         }
         WpEffect::Moved { feature_slug, lane } => {
             let feature = match feature_slug {
@@ -277,31 +254,18 @@ fn apply_effect(
             };
             // The dashboard's `last_actor` and `lane_since_ms` change with the lane, in the
             // same statement (store/dashboard/ingest.rs relies on it).
-            tx.prepare_cached(
-                "INSERT INTO work_packages (team_slug, project_uuid, feature_slug, wp_id, lane,
-                                        lamport_clock, node_id, updated_seq, last_actor,
-                                        lane_since_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (team_slug, project_uuid, feature_slug, wp_id) DO UPDATE SET
-                   lane = excluded.lane, lamport_clock = excluded.lamport_clock,
-                   node_id = excluded.node_id, updated_seq = excluded.updated_seq,
-                   last_actor = excluded.last_actor, lane_since_ms = excluded.lane_since_ms
-                 WHERE (excluded.lamport_clock, excluded.node_id)
-                     > (work_packages.lamport_clock, work_packages.node_id)",
-                // ^ event::lane::supersedes, in SQL (the test below checks they agree)
-            )?
-            .execute(params![
+            tx.wp_move(&Move {
                 team_slug,
-                e.project_uuid,
-                feature,
+                project_uuid: &e.project_uuid,
+                feature_slug: &feature,
                 wp_id,
-                lane.as_str(),
-                e.lamport_clock,
-                e.node_id,
+                lane: lane.as_str(),
+                lamport_clock: e.lamport_clock,
+                node_id: &e.node_id,
                 seq,
-                e.facts.actor,
-                e.facts.at_ms_or_now()
-            ])?;
+                actor: e.facts.actor.as_deref(),
+                at_ms: e.facts.at_ms_or_now(),
+            })?;
         }
     }
     Ok(())
@@ -309,19 +273,13 @@ fn apply_effect(
 
 /// The feature of a status change that does not name one (`feature_slug` is optional in
 /// `WPStatusChanged`): the only known work package with that id in the project, else "".
-pub(super) fn feature_of(
-    tx: &Transaction<'_>,
+fn feature_of(
+    tx: &mut impl IngestTx,
     team_slug: &str,
     project_uuid: &str,
     wp_id: &str,
 ) -> Result<String, StoreError> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT feature_slug FROM work_packages
-         WHERE team_slug = ?1 AND project_uuid = ?2 AND wp_id = ?3 LIMIT 2",
-    )?;
-    let found: Vec<String> = stmt
-        .query_map(params![team_slug, project_uuid, wp_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let found = tx.wp_features(team_slug, project_uuid, wp_id)?;
     Ok(match found.as_slice() {
         [one] => one.clone(),
         _ => String::new(),

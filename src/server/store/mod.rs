@@ -7,9 +7,11 @@
 mod accounts;
 pub mod dashboard;
 mod events;
+mod ingest_tx;
 pub mod pg;
 mod schema;
 mod sqlite;
+mod sqlite_ingest;
 
 use std::path::{Path, PathBuf};
 

@@ -13,8 +13,9 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
+use super::super::ingest_tx::{IngestTx, TransitionRow};
 use super::super::{StoreError, sqlite::Sqlite};
 
 /// The bucket widths kept, finest first.
@@ -55,17 +56,6 @@ pub(in super::super) const MIGRATION: &str = r#"
     GROUP BY team_slug, project_uuid, feature_slug, width_ms, b;
 "#;
 
-/// One transition just stored in `dashboard_transitions`.
-pub(super) struct Entered<'a> {
-    pub team_slug: &'a str,
-    pub project_uuid: &'a str,
-    pub feature_slug: &'a str,
-    pub wp_id: &'a str,
-    pub seq: i64,
-    pub at_ms: i64,
-    pub lane: &'static str,
-}
-
 fn delta(plus: Option<&str>, minus: Option<&str>) -> [i64; 4] {
     let mut d = [0i64; 4];
     for (i, lane) in LANES.iter().enumerate() {
@@ -100,14 +90,14 @@ struct Latest {
 }
 
 impl FlowDeltas {
-    fn add(&mut self, e: &Entered<'_>, width: i64, bucket: i64, d: [i64; 4]) {
+    fn add(&mut self, e: &TransitionRow<'_>, width: i64, bucket: i64, d: [i64; 4]) {
         if d == [0; 4] {
             return;
         }
         let key = (
-            e.team_slug.to_owned(),
-            e.project_uuid.to_owned(),
-            e.feature_slug.to_owned(),
+            e.wp.team_slug.to_owned(),
+            e.wp.project_uuid.to_owned(),
+            e.wp.feature_slug.to_owned(),
             width,
             bucket,
         );
@@ -118,18 +108,10 @@ impl FlowDeltas {
     }
 
     /// Writes the summed changes (call once, before the transaction commits).
-    pub fn flush(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO dashboard_flow VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT DO UPDATE SET planned = planned + excluded.planned,
-               doing = doing + excluded.doing, for_review = for_review + excluded.for_review,
-               done = done + excluded.done",
-        )?;
+    pub fn flush(self, tx: &mut impl IngestTx) -> Result<(), StoreError> {
         for ((team, project, feature, width, bucket), d) in self.sums {
             if d != [0; 4] {
-                upsert.execute(params![
-                    team, project, feature, width, bucket, d[0], d[1], d[2], d[3]
-                ])?;
+                tx.flow_add((&team, &project, &feature), width, bucket, d)?;
             }
         }
         Ok(())
@@ -138,19 +120,19 @@ impl FlowDeltas {
 
 /// Adds to `deltas` the bucket changes for a transition already inserted into `dashboard_transitions`.
 pub(super) fn record(
-    tx: &Transaction<'_>,
-    e: &Entered<'_>,
+    tx: &mut impl IngestTx,
+    e: &TransitionRow<'_>,
     deltas: &mut FlowDeltas,
 ) -> Result<(), StoreError> {
     let wp_key = (
-        e.team_slug.to_owned(),
-        e.project_uuid.to_owned(),
-        e.feature_slug.to_owned(),
-        e.wp_id.to_owned(),
+        e.wp.team_slug.to_owned(),
+        e.wp.project_uuid.to_owned(),
+        e.wp.feature_slug.to_owned(),
+        e.wp.wp_id.to_owned(),
     );
     let (prev, next) = match deltas.latest.get(&wp_key) {
         Some(l) if (e.at_ms, e.seq) > (l.at_ms, l.seq) => (Some(l.lane.to_owned()), None),
-        _ => neighbours(tx, e)?,
+        _ => tx.transition_neighbours(e)?,
     };
     let here = delta(Some(e.lane), prev.as_deref());
     // The next transition left `prev` before; now it leaves this one's lane.
@@ -174,42 +156,6 @@ pub(super) fn record(
         );
     }
     Ok(())
-}
-
-/// The lane of the transition just before `e` and the time and lane of the one just after it,
-/// in the work package's transitions by `(at_ms, seq)`: two seeks.
-#[allow(clippy::type_complexity)]
-fn neighbours(
-    tx: &Transaction<'_>,
-    e: &Entered<'_>,
-) -> Result<(Option<String>, Option<(i64, String)>), StoreError> {
-    let key = params![
-        e.team_slug,
-        e.project_uuid,
-        e.feature_slug,
-        e.wp_id,
-        e.at_ms,
-        e.seq
-    ];
-    let prev: Option<String> = tx
-        .prepare_cached(
-            "SELECT lane FROM dashboard_transitions INDEXED BY dashboard_transitions_wp_time
-             WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3 AND wp_id = ?4
-               AND (at_ms, seq) < (?5, ?6)
-             ORDER BY at_ms DESC, seq DESC LIMIT 1",
-        )?
-        .query_row(key, |r| r.get(0))
-        .optional()?;
-    let next: Option<(i64, String)> = tx
-        .prepare_cached(
-            "SELECT at_ms, lane FROM dashboard_transitions INDEXED BY dashboard_transitions_wp_time
-             WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3 AND wp_id = ?4
-               AND (at_ms, seq) > (?5, ?6)
-             ORDER BY at_ms, seq LIMIT 1",
-        )?
-        .query_row(key, |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    Ok((prev, next))
 }
 
 /// Work packages per lane (planned, doing, for_review, done) at the end of each bucket of

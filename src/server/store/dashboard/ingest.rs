@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::{Map, Value};
 
 use super::super::events::{IncomingEvent, WpEffect};
+use super::super::ingest_tx::{IngestTx, TransitionRow, WpKey};
 use super::super::{StoreError, unix_now};
 use super::flow;
 
@@ -82,23 +82,15 @@ struct FeatureTouch {
 
 impl BatchProjection {
     /// Writes what was summed (call once, before the transaction commits).
-    pub fn flush(self, tx: &Transaction<'_>, team_slug: &str) -> Result<(), StoreError> {
+    pub fn flush(self, tx: &mut impl IngestTx, team_slug: &str) -> Result<(), StoreError> {
         self.flow.flush(tx)?;
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO dashboard_features VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT DO UPDATE SET last_seq = excluded.last_seq,
-               last_at_ms = excluded.last_at_ms,
-               project_slug = coalesce(excluded.project_slug, project_slug)",
-        )?;
         for ((project_uuid, feature), t) in self.features {
-            upsert.execute(params![
-                team_slug,
-                project_uuid,
-                feature,
-                t.project_slug,
+            tx.feature_touch(
+                (team_slug, &project_uuid, &feature),
+                t.project_slug.as_deref(),
                 t.last_seq,
-                t.last_at_ms
-            ])?;
+                t.last_at_ms,
+            )?;
         }
         Ok(())
     }
@@ -126,7 +118,7 @@ impl BatchProjection {
 /// lane). The board's upsert of a lane change also sets its `last_actor` and `lane_since_ms`
 /// (`events::apply_effect`), in the same statement.
 pub fn project_event(
-    tx: &Transaction<'_>,
+    tx: &mut impl IngestTx,
     team_slug: &str,
     e: &IncomingEvent,
     seq: i64,
@@ -146,21 +138,13 @@ pub fn project_event(
     };
     let lane = match &e.effect {
         WpEffect::Created { feature_slug } => {
-            tx.prepare_cached(
-                "UPDATE work_packages SET title = ?5,
-                   lane_since_ms = CASE WHEN updated_seq = ?6 THEN ?7 ELSE lane_since_ms END
-                 WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3
-                   AND wp_id = ?4",
-            )?
-            .execute(params![
+            let wp = WpKey {
                 team_slug,
-                e.project_uuid,
+                project_uuid: &e.project_uuid,
                 feature_slug,
                 wp_id,
-                e.facts.title,
-                seq,
-                at_ms
-            ])?;
+            };
+            tx.wp_set_title(wp, e.facts.title.as_deref(), seq, at_ms)?;
             Some("planned")
         }
         WpEffect::Moved { lane, .. } => Some(lane.as_str()),
@@ -168,75 +152,55 @@ pub fn project_event(
             if e.event_type == "WPAssigned"
                 && let (Some(actor), Some(f)) = (&e.facts.actor, &feature)
             {
-                tx.prepare_cached(
-                    "UPDATE work_packages SET last_actor = ?5
-                     WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3
-                       AND wp_id = ?4",
-                )?
-                .execute(params![team_slug, e.project_uuid, f, wp_id, actor])?;
+                let wp = WpKey {
+                    team_slug,
+                    project_uuid: &e.project_uuid,
+                    feature_slug: f,
+                    wp_id,
+                };
+                tx.wp_set_actor(wp, actor)?;
             }
             None
         }
     };
     if let Some(lane) = lane {
         let feature = feature.unwrap_or_default();
-        let inserted = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO dashboard_transitions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
+        let transition = TransitionRow {
+            wp: WpKey {
                 team_slug,
-                e.project_uuid,
-                feature,
-                seq,
+                project_uuid: &e.project_uuid,
+                feature_slug: &feature,
                 wp_id,
-                at_ms,
-                lane
-            ])?;
-        if inserted == 1 {
-            flow::record(
-                tx,
-                &flow::Entered {
-                    team_slug,
-                    project_uuid: &e.project_uuid,
-                    feature_slug: &feature,
-                    wp_id,
-                    seq,
-                    at_ms,
-                    lane,
-                },
-                &mut batch.flow,
-            )?;
+            },
+            seq,
+            at_ms,
+            lane,
+        };
+        if tx.transition_insert(&transition)? {
+            flow::record(tx, &transition, &mut batch.flow)?;
         }
     }
     Ok(())
 }
 
 /// Adds `stored` to the team's event count.
-pub fn count_stored(tx: &Transaction<'_>, team_slug: &str, stored: i64) -> Result<(), StoreError> {
+pub fn count_stored(
+    tx: &mut impl IngestTx,
+    team_slug: &str,
+    stored: i64,
+) -> Result<(), StoreError> {
     if stored > 0 {
-        tx.prepare_cached(
-            "INSERT INTO dashboard_teams VALUES (?1, ?2)
-             ON CONFLICT DO UPDATE SET events = events + excluded.events",
-        )?
-        .execute(params![team_slug, stored])?;
+        tx.team_count_add(team_slug, stored)?;
     }
     Ok(())
 }
 
 /// The feature of a work package named without one: the board's only row for it, if any.
 fn feature_of(
-    tx: &Transaction<'_>,
+    tx: &mut impl IngestTx,
     team_slug: &str,
     project_uuid: &str,
     wp_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    Ok(tx
-        .prepare_cached(
-            "SELECT feature_slug FROM work_packages
-             WHERE team_slug = ?1 AND project_uuid = ?2 AND wp_id = ?3
-             ORDER BY updated_seq DESC LIMIT 1",
-        )?
-        .query_row(params![team_slug, project_uuid, wp_id], |r| r.get(0))
-        .optional()?)
+    tx.wp_latest_feature(team_slug, project_uuid, wp_id)
 }
