@@ -48,7 +48,7 @@ impl Postgres {
             let rows = client
                 .query(
                     "SELECT username, team_slug, disabled, created_at, password_hash
-                     FROM users ORDER BY username COLLATE \"C\"",
+                     FROM users ORDER BY username",
                     &[],
                 )
                 .map_err(|x| db.error(x))?;
@@ -115,7 +115,7 @@ impl Postgres {
                             (SELECT count(*) FROM users u WHERE u.team_slug = t.slug),
                             coalesce((SELECT d.events FROM dashboard_teams d
                                       WHERE d.team_slug = t.slug), 0)
-                     FROM teams t ORDER BY t.slug COLLATE \"C\"",
+                     FROM teams t ORDER BY t.slug",
                     &[],
                 )
                 .map_err(|x| db.error(x))?;

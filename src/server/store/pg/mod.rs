@@ -9,14 +9,17 @@
 //! pool of connections, and turning the driver's errors into ones that name the fix.
 
 mod accounts;
+mod events;
+mod ingest;
 mod pending;
 pub mod schema;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
 
 use super::StoreError;
 
@@ -39,7 +42,14 @@ pub fn is_url(s: &str) -> bool {
 pub struct Postgres {
     config: postgres::Config,
     shown: String,
-    pool: Mutex<Vec<Client>>,
+    pool: Mutex<Vec<PgConn>>,
+}
+
+/// A pooled connection with the statements prepared on it (PostgreSQL keeps a prepared
+/// statement per connection; preparing once saves a round trip per statement run).
+pub(crate) struct PgConn {
+    pub client: Client,
+    pub statements: HashMap<&'static str, Statement>,
 }
 
 /// What `db check` reports.
@@ -113,22 +123,34 @@ impl Postgres {
         &self,
         f: impl FnOnce(&Postgres, &mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.with_conn(|db, conn| f(db, &mut conn.client))
+    }
+
+    /// [`Postgres::with`], with the connection's prepared statements.
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Postgres, &mut PgConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let pooled = self.pool.lock().map_err(|_| StoreError::Poisoned)?.pop();
-        let mut client = match pooled {
-            Some(c) if !c.is_closed() => c,
+        let mut conn = match pooled {
+            Some(c) if !c.client.is_closed() => c,
             _ => self.open()?,
         };
-        let result = f(self, &mut client);
-        self.give_back(client);
+        let result = f(self, &mut conn);
+        self.give_back(conn);
         result
     }
 
-    fn open(&self) -> Result<Client, StoreError> {
-        self.config.connect(NoTls).map_err(|e| self.error(e))
+    fn open(&self) -> Result<PgConn, StoreError> {
+        let client = self.config.connect(NoTls).map_err(|e| self.error(e))?;
+        Ok(PgConn {
+            client,
+            statements: HashMap::new(),
+        })
     }
 
-    fn give_back(&self, client: Client) {
-        if client.is_closed() {
+    fn give_back(&self, client: PgConn) {
+        if client.client.is_closed() {
             return;
         }
         if let Ok(mut pool) = self.pool.lock()

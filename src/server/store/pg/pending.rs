@@ -6,7 +6,7 @@ use super::super::dashboard::flow::FlowBucket;
 use super::super::dashboard::{
     ActivityFilter, BoardCard, BoardFilter, BrowserSession, DashboardCounts, FeatureRow, Transition,
 };
-use super::super::{Counts, IncomingEvent, InsertOutcome, StoreError, StoredEvent, WorkPackageRow};
+use super::super::{StoreError, StoredEvent};
 use super::Postgres;
 
 fn pending<T>(what: &'static str) -> Result<T, StoreError> {
@@ -14,41 +14,6 @@ fn pending<T>(what: &'static str) -> Result<T, StoreError> {
 }
 
 impl Postgres {
-    pub fn insert_events(
-        &self,
-        _team_slug: &str,
-        _events: &[IncomingEvent],
-    ) -> Result<Vec<InsertOutcome>, StoreError> {
-        pending("insert_events")
-    }
-
-    pub fn events_after(
-        &self,
-        _team_slug: &str,
-        _after: i64,
-        _limit: usize,
-        _max_bytes: usize,
-    ) -> Result<(Vec<StoredEvent>, bool), StoreError> {
-        pending("events_after")
-    }
-
-    pub fn activity(
-        &self,
-        _team_slug: &str,
-        _before: Option<i64>,
-        _limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        pending("activity")
-    }
-
-    pub fn work_packages(&self, _team_slug: &str) -> Result<Vec<WorkPackageRow>, StoreError> {
-        pending("work_packages")
-    }
-
-    pub fn counts(&self, _team_slug: &str) -> Result<Counts, StoreError> {
-        pending("counts")
-    }
-
     pub fn dashboard_counts(&self, _team_slug: &str) -> Result<DashboardCounts, StoreError> {
         pending("dashboard_counts")
     }

@@ -19,37 +19,40 @@ const MIGRATION_LOCK: i64 = 0x7370_6563_2d6b_6974;
 /// Every migration, in order. Never edit one that has shipped; append a new one.
 const MIGRATIONS: &[&str] = &[
     // 1: the SQLite schema at version 6, in one step (no PostgreSQL installation predates it).
+    // Every text column compares bytewise (COLLATE "C"), as SQLite does: the board's order key
+    // `(lamport_clock, node_id)` must agree with event::lane::supersedes, and listings must
+    // come out in the same order from either backend.
     r#"
     CREATE TABLE teams (
-        slug        TEXT PRIMARY KEY,
+        slug        TEXT COLLATE "C" PRIMARY KEY,
         created_at  BIGINT NOT NULL
     );
     CREATE TABLE users (
-        username       TEXT PRIMARY KEY,
-        team_slug      TEXT NOT NULL REFERENCES teams(slug),
-        password_hash  TEXT NOT NULL,
+        username       TEXT COLLATE "C" PRIMARY KEY,
+        team_slug      TEXT COLLATE "C" NOT NULL REFERENCES teams(slug),
+        password_hash  TEXT COLLATE "C" NOT NULL,
         disabled       BOOLEAN NOT NULL DEFAULT FALSE,
         created_at     BIGINT NOT NULL
     );
     CREATE TABLE sessions (
-        family_id   TEXT PRIMARY KEY,
-        username    TEXT NOT NULL REFERENCES users(username),
+        family_id   TEXT COLLATE "C" PRIMARY KEY,
+        username    TEXT COLLATE "C" NOT NULL REFERENCES users(username),
         created_at  BIGINT NOT NULL,
         revoked     BOOLEAN NOT NULL DEFAULT FALSE
     );
     CREATE TABLE refresh_tokens (
-        token_hash  TEXT PRIMARY KEY,
-        family_id   TEXT NOT NULL REFERENCES sessions(family_id),
+        token_hash  TEXT COLLATE "C" PRIMARY KEY,
+        family_id   TEXT COLLATE "C" NOT NULL REFERENCES sessions(family_id),
         expires_at  BIGINT NOT NULL,
         rotated     BOOLEAN NOT NULL DEFAULT FALSE
     );
     CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
     CREATE TABLE ws_tokens (
-        token_hash  TEXT PRIMARY KEY,
-        username    TEXT NOT NULL,
-        team_slug   TEXT NOT NULL,
+        token_hash  TEXT COLLATE "C" PRIMARY KEY,
+        username    TEXT COLLATE "C" NOT NULL,
+        team_slug   TEXT COLLATE "C" NOT NULL,
         expires_at  BIGINT NOT NULL,
-        family_id   TEXT
+        family_id   TEXT COLLATE "C"
     );
     -- seq is the server order and the pull cursor. A sequence alone would not do: two
     -- replicas' transactions may commit out of the order their values were drawn in, and a
@@ -58,17 +61,17 @@ const MIGRATIONS: &[&str] = &[
     -- within a team, seq order is commit order.
     CREATE TABLE events (
         seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        event_id       TEXT NOT NULL UNIQUE,
-        team_slug      TEXT NOT NULL,
-        event_type     TEXT NOT NULL,
+        event_id       TEXT COLLATE "C" NOT NULL UNIQUE,
+        team_slug      TEXT COLLATE "C" NOT NULL,
+        event_type     TEXT COLLATE "C" NOT NULL,
         lamport_clock  BIGINT NOT NULL,
-        node_id        TEXT NOT NULL,
-        project_uuid   TEXT NOT NULL,
-        feature_slug   TEXT,
-        wp_id          TEXT,
+        node_id        TEXT COLLATE "C" NOT NULL,
+        project_uuid   TEXT COLLATE "C" NOT NULL,
+        feature_slug   TEXT COLLATE "C",
+        wp_id          TEXT COLLATE "C",
         received_at    BIGINT NOT NULL,
-        envelope       TEXT NOT NULL,
-        actor          TEXT
+        envelope       TEXT COLLATE "C" NOT NULL,
+        actor          TEXT COLLATE "C"
     );
     CREATE INDEX events_team_seq ON events(team_slug, seq);
     CREATE INDEX events_team_type_seq ON events(team_slug, event_type, seq);
@@ -81,48 +84,48 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_team_feature_actor_type_seq
         ON events(team_slug, feature_slug, actor, event_type, seq);
     CREATE TABLE work_packages (
-        team_slug      TEXT NOT NULL,
-        project_uuid   TEXT NOT NULL,
-        feature_slug   TEXT NOT NULL,
-        wp_id          TEXT NOT NULL,
-        lane           TEXT NOT NULL,
+        team_slug      TEXT COLLATE "C" NOT NULL,
+        project_uuid   TEXT COLLATE "C" NOT NULL,
+        feature_slug   TEXT COLLATE "C" NOT NULL,
+        wp_id          TEXT COLLATE "C" NOT NULL,
+        lane           TEXT COLLATE "C" NOT NULL,
         lamport_clock  BIGINT NOT NULL,
-        node_id        TEXT NOT NULL,
+        node_id        TEXT COLLATE "C" NOT NULL,
         updated_seq    BIGINT NOT NULL,
-        title          TEXT,
-        last_actor     TEXT,
+        title          TEXT COLLATE "C",
+        last_actor     TEXT COLLATE "C",
         lane_since_ms  BIGINT,
         PRIMARY KEY (team_slug, project_uuid, feature_slug, wp_id)
     );
     CREATE TABLE dashboard_teams (
-        team_slug  TEXT PRIMARY KEY,
+        team_slug  TEXT COLLATE "C" PRIMARY KEY,
         events     BIGINT NOT NULL
     );
     CREATE TABLE dashboard_features (
-        team_slug     TEXT NOT NULL,
-        project_uuid  TEXT NOT NULL,
-        feature_slug  TEXT NOT NULL,
-        project_slug  TEXT,
+        team_slug     TEXT COLLATE "C" NOT NULL,
+        project_uuid  TEXT COLLATE "C" NOT NULL,
+        feature_slug  TEXT COLLATE "C" NOT NULL,
+        project_slug  TEXT COLLATE "C",
         last_seq      BIGINT NOT NULL,
         last_at_ms    BIGINT,
         PRIMARY KEY (team_slug, project_uuid, feature_slug)
     );
     CREATE TABLE dashboard_transitions (
-        team_slug     TEXT NOT NULL,
-        project_uuid  TEXT NOT NULL,
-        feature_slug  TEXT NOT NULL,
+        team_slug     TEXT COLLATE "C" NOT NULL,
+        project_uuid  TEXT COLLATE "C" NOT NULL,
+        feature_slug  TEXT COLLATE "C" NOT NULL,
         seq           BIGINT NOT NULL,
-        wp_id         TEXT NOT NULL,
+        wp_id         TEXT COLLATE "C" NOT NULL,
         at_ms         BIGINT NOT NULL,
-        lane          TEXT NOT NULL,
+        lane          TEXT COLLATE "C" NOT NULL,
         PRIMARY KEY (team_slug, project_uuid, feature_slug, seq)
     );
     CREATE INDEX dashboard_transitions_wp_time
         ON dashboard_transitions(team_slug, project_uuid, feature_slug, wp_id, at_ms, seq);
     CREATE TABLE dashboard_flow (
-        team_slug     TEXT NOT NULL,
-        project_uuid  TEXT NOT NULL,
-        feature_slug  TEXT NOT NULL,
+        team_slug     TEXT COLLATE "C" NOT NULL,
+        project_uuid  TEXT COLLATE "C" NOT NULL,
+        feature_slug  TEXT COLLATE "C" NOT NULL,
         width_ms      BIGINT NOT NULL,
         bucket        BIGINT NOT NULL,
         planned       BIGINT NOT NULL,
@@ -132,16 +135,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (team_slug, project_uuid, feature_slug, width_ms, bucket)
     );
     CREATE TABLE dashboard_sessions (
-        token_hash  TEXT PRIMARY KEY,
-        username    TEXT NOT NULL REFERENCES users(username),
-        csrf        TEXT NOT NULL,
+        token_hash  TEXT COLLATE "C" PRIMARY KEY,
+        username    TEXT COLLATE "C" NOT NULL REFERENCES users(username),
+        csrf        TEXT COLLATE "C" NOT NULL,
         expires_at  BIGINT NOT NULL
     );
     -- The login limiter's failures, shared by every replica so that N replicas do not give
     -- an attacker N budgets (server/login.rs keeps the same counts in memory on SQLite).
     CREATE TABLE login_failures (
-        username    TEXT NOT NULL,
-        address     TEXT NOT NULL,
+        username    TEXT COLLATE "C" NOT NULL,
+        address     TEXT COLLATE "C" NOT NULL,
         at_ms       BIGINT NOT NULL
     );
     CREATE INDEX login_failures_user_time ON login_failures(username, at_ms);
