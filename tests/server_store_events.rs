@@ -10,7 +10,7 @@ use std::sync::{Arc, Barrier};
 
 use pg_common::PgCluster;
 use spec_kitty::event::Lane;
-use spec_kitty::server::store::dashboard::EventFacts;
+use spec_kitty::server::store::dashboard::{ActivityFilter, BoardFilter, EventFacts};
 use spec_kitty::server::store::{IncomingEvent, InsertOutcome, Store, WpEffect};
 
 fn event(id: &str, wp: &str, lamport: i64, node: &str, effect: WpEffect) -> IncomingEvent {
@@ -165,6 +165,105 @@ fn snapshot(store: &Store, team: &str) -> String {
     )
 }
 
+/// Everything the dashboard reads of a team, seq values left out as in [`snapshot`].
+fn dashboard_snapshot(store: &Store, team: &str) -> String {
+    let mut out = vec![format!("{:?}", store.dashboard_counts(team).unwrap())];
+    let some = |s: &str| Some(s.to_owned());
+    for filter in [
+        BoardFilter::default(),
+        BoardFilter {
+            feature_slug: some("001-demo"),
+            ..Default::default()
+        },
+        BoardFilter {
+            lane: some("done"),
+            project_uuid: some("proj"),
+            ..Default::default()
+        },
+    ] {
+        out.push(format!(
+            "board {filter:?}: {:#?}",
+            store.board(team, &filter).unwrap()
+        ));
+    }
+    out.push(format!("features {:#?}", store.features(team).unwrap()));
+    for filter in [
+        ActivityFilter::default(),
+        ActivityFilter {
+            event_type: some("WPStatusChanged"),
+            ..Default::default()
+        },
+        ActivityFilter {
+            wp_id: some("WP01"),
+            ..Default::default()
+        },
+        ActivityFilter {
+            feature_slug: some("002-other"),
+            actor: some("agent-node-a"),
+            ..Default::default()
+        },
+        ActivityFilter {
+            feature_slug: some("001-demo"),
+            wp_id: some("WP01"),
+            actor: some("agent-n3"),
+            event_type: None,
+        },
+        ActivityFilter {
+            actor: some("nobody"),
+            ..Default::default()
+        },
+    ] {
+        // Two pages through each backend's own cursor.
+        let first = store.dashboard_activity(team, &filter, None, 7).unwrap();
+        let before = first.last().map(|e| e.seq);
+        let second = store.dashboard_activity(team, &filter, before, 7).unwrap();
+        let envelopes: Vec<&String> = first.iter().chain(&second).map(|e| &e.envelope).collect();
+        out.push(format!("activity {filter:?}: {envelopes:#?}"));
+    }
+    for (feature, wp) in [
+        ("001-demo", "WP01"),
+        ("002-other", "WP03"),
+        ("001-demo", "WP99"),
+    ] {
+        let events: Vec<String> = store
+            .work_package_events(team, "proj", feature, wp, 40)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.envelope)
+            .collect();
+        out.push(format!("wp events {feature} {wp}: {events:#?}"));
+        out.push(format!(
+            "card: {:?}",
+            store.board_card(team, "proj", feature, wp).unwrap()
+        ));
+    }
+    for feature in ["001-demo", "002-other", ""] {
+        let transitions: Vec<(String, i64, String)> = store
+            .feature_transitions(team, "proj", feature, 500)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.wp_id, t.at_ms, t.lane))
+            .collect();
+        out.push(format!("transitions {feature}: {transitions:?}"));
+        out.push(format!(
+            "projects: {:?}",
+            store.feature_projects(team, feature).unwrap()
+        ));
+        let now = 1_780_000_000_000 + 200 * 60_000;
+        out.push(format!(
+            "flow: {:?}",
+            store.feature_flow(team, "proj", feature, 60, now).unwrap()
+        ));
+        out.push(format!(
+            "hourly: {:?}",
+            store
+                .feature_flow_buckets(team, "proj", feature, 3_600_000)
+                .unwrap()
+        ));
+    }
+    out.join("\n")
+}
+
 #[test]
 fn the_same_batches_give_the_same_board_pulls_and_feed_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();
@@ -189,6 +288,20 @@ fn the_same_batches_give_the_same_board_pulls_and_feed_on_both_backends() {
 
     let (a, b) = (snapshot(&sqlite, "acme"), snapshot(&postgres, "acme"));
     assert_eq!(a, b);
+    let (a, b) = (
+        dashboard_snapshot(&sqlite, "acme"),
+        dashboard_snapshot(&postgres, "acme"),
+    );
+    assert_eq!(a, b);
+    assert!(a.contains("hourly: [FlowBucket"), "{a}");
+    assert!(
+        a.matches("event_id").count() > 60,
+        "the reads found events: {a}"
+    );
+    assert!(
+        a.contains("title: Some(\"title of WP01\"), last_actor: Some(\"agent-node-a\")"),
+        "{a}"
+    );
     assert!(a.contains("002-other"), "{a}");
     assert_eq!(snapshot(&sqlite, "zeta"), snapshot(&postgres, "zeta"));
     let teams = |s: &Store| -> Vec<(String, i64)> {
@@ -307,4 +420,45 @@ fn a_pull_cursor_never_steps_over_an_event_committed_late() {
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "an event was pulled twice");
     assert_eq!(seen.len(), 4 * 25 * 8, "the cursor stepped over events");
+}
+
+#[test]
+fn browser_sessions_behave_the_same_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = PgCluster::start();
+    let stores = [
+        Store::open(&dir.path().join("s.db")).unwrap(),
+        Store::connect_postgres(&pg.create_database("sessions")).unwrap(),
+    ];
+    let now = spec_kitty::server::store::unix_now();
+    for store in &stores {
+        store.add_user("alice", "acme", "hash").unwrap();
+        store
+            .create_browser_session("old", "alice", "c0", now - 1)
+            .unwrap();
+        store
+            .create_browser_session("live", "alice", "c1", now + 600)
+            .unwrap();
+        assert!(store.browser_session("old").unwrap().is_none());
+        let live = store.browser_session("live").unwrap().expect("live");
+        assert_eq!(
+            (
+                live.username.as_str(),
+                live.team_slug.as_str(),
+                live.csrf.as_str()
+            ),
+            ("alice", "acme", "c1")
+        );
+        store.end_browser_session("live").unwrap();
+        store.end_browser_session("never").unwrap();
+        assert!(store.browser_session("live").unwrap().is_none());
+        store
+            .create_browser_session("again", "alice", "c2", now + 600)
+            .unwrap();
+        store.disable_user("alice").unwrap();
+        assert!(
+            store.browser_session("again").unwrap().is_none(),
+            "a disabled user's session ends"
+        );
+    }
 }

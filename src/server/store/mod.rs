@@ -93,14 +93,6 @@ pub enum StoreError {
         )
     )]
     DatabaseUrl { why: String },
-    #[error("{what} is not available on PostgreSQL yet")]
-    #[diagnostic(
-        code(spec_kitty_server::store::not_on_postgres),
-        help(
-            "use the SQLite database (--db PATH) for now; PostgreSQL support is being built (issue 13)"
-        )
-    )]
-    NotOnPostgres { what: &'static str },
     #[error("a database connection lock was poisoned by a crashed task")]
     #[diagnostic(
         code(spec_kitty_server::store::poisoned),

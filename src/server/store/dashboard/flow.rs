@@ -176,11 +176,24 @@ fn buckets(
          WHERE team_slug = ?1 AND project_uuid = ?2 AND feature_slug = ?3 AND width_ms = ?4
          ORDER BY bucket",
     )?;
-    let mut rows = stmt.query(params![key.0, key.1, key.2, width_ms])?;
+    let rows = stmt.query_map(params![key.0, key.1, key.2, width_ms], |r| {
+        Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]))
+    })?;
+    Ok(accumulate(
+        rows.collect::<Result<Vec<_>, _>>()?.into_iter(),
+        width_ms,
+    ))
+}
+
+/// The running counts at the end of each bucket from the buckets' deltas `(bucket, delta)`
+/// in bucket order; buckets whose changes cancel out are left out.
+pub(in super::super) fn accumulate(
+    rows: impl Iterator<Item = (i64, [i64; 4])>,
+    width_ms: i64,
+) -> Vec<FlowBucket> {
     let mut counts = [0i64; 4];
     let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let d: [i64; 4] = [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?];
+    for (bucket, d) in rows {
         if d == [0; 4] {
             continue;
         }
@@ -188,11 +201,22 @@ fn buckets(
             *c += x;
         }
         out.push(FlowBucket {
-            start_ms: r.get::<_, i64>(0)? * width_ms,
+            start_ms: bucket * width_ms,
             lanes: counts,
         });
     }
-    Ok(out)
+    out
+}
+
+/// The finest of [`WIDTHS_MS`] that gives at most `columns` buckets from the feature's first
+/// minute bucket (if any) to `now_ms`.
+pub(in super::super) fn width_for(first_minute: Option<i64>, columns: i64, now_ms: i64) -> i64 {
+    let start = first_minute.unwrap_or(0) * WIDTHS_MS[0];
+    let span = (now_ms - start).max(1);
+    WIDTHS_MS
+        .into_iter()
+        .find(|w| span / w <= columns)
+        .unwrap_or(WIDTHS_MS[WIDTHS_MS.len() - 1])
 }
 
 impl Sqlite {
@@ -230,12 +254,7 @@ impl Sqlite {
                     |r| r.get(0),
                 )
                 .optional()?;
-            let start = first.unwrap_or(0) * WIDTHS_MS[0];
-            let span = (now_ms - start).max(1);
-            let width = WIDTHS_MS
-                .into_iter()
-                .find(|w| span / w <= columns)
-                .unwrap_or(WIDTHS_MS[WIDTHS_MS.len() - 1]);
+            let width = width_for(first, columns, now_ms);
             let key = (team_slug, project_uuid, feature_slug);
             Ok((width, buckets(conn, key, width)?))
         })

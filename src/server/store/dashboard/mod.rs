@@ -16,7 +16,7 @@
 mod activity;
 pub mod flow;
 mod ingest;
-mod queries;
+pub(super) mod queries;
 mod sessions;
 
 pub use ingest::{BatchProjection, EventFacts};

@@ -94,6 +94,43 @@ const WORK_PACKAGE_EVENTS: &str = "SELECT seq, event_type, envelope FROM events
      WHERE team_slug = ?1 AND feature_slug IS NULL AND wp_id = ?4 AND project_uuid = ?2
      ORDER BY seq LIMIT ?5";
 
+/// One row of the features query: a feature's work packages in one lane.
+pub(in super::super) struct FeatureLane {
+    pub project_uuid: String,
+    pub project_slug: Option<String>,
+    pub feature_slug: String,
+    pub lane: String,
+    pub count: i64,
+    pub last_at_ms: Option<i64>,
+}
+
+/// The features from their per-lane rows, which come grouped by feature.
+pub(in super::super) fn fold_features(rows: Vec<FeatureLane>) -> Vec<FeatureRow> {
+    let mut features: Vec<FeatureRow> = Vec::new();
+    for r in rows {
+        let same = features
+            .last()
+            .is_some_and(|f| f.project_uuid == r.project_uuid && f.feature_slug == r.feature_slug);
+        if !same {
+            features.push(FeatureRow {
+                project_uuid: r.project_uuid,
+                project_slug: r.project_slug,
+                feature_slug: r.feature_slug,
+                lanes: [0; 4],
+                total: 0,
+                last_at_ms: r.last_at_ms,
+            });
+        }
+        if let Some(f) = features.last_mut() {
+            if let Some(i) = lane_index(&r.lane) {
+                f.lanes[i] += r.count;
+            }
+            f.total += r.count;
+        }
+    }
+    features
+}
+
 /// Index of a lane in [`FeatureRow::lanes`].
 pub fn lane_index(lane: &str) -> Option<usize> {
     ["planned", "doing", "for_review", "done"]
@@ -175,33 +212,17 @@ impl Sqlite {
                  GROUP BY w.project_uuid, w.feature_slug, w.lane
                  ORDER BY w.feature_slug, w.project_uuid",
             )?;
-            let mut rows = stmt.query([team_slug])?;
-            let mut features: Vec<FeatureRow> = Vec::new();
-            while let Some(r) = rows.next()? {
-                let (project_uuid, feature_slug): (String, String) = (r.get(0)?, r.get(2)?);
-                let lane: String = r.get(3)?;
-                let count: i64 = r.get(4)?;
-                let same = features.last().is_some_and(|f| {
-                    f.project_uuid == project_uuid && f.feature_slug == feature_slug
-                });
-                if !same {
-                    features.push(FeatureRow {
-                        project_uuid,
-                        project_slug: r.get(1)?,
-                        feature_slug,
-                        lanes: [0; 4],
-                        total: 0,
-                        last_at_ms: r.get(5)?,
-                    });
-                }
-                if let Some(f) = features.last_mut() {
-                    if let Some(i) = lane_index(&lane) {
-                        f.lanes[i] += count;
-                    }
-                    f.total += count;
-                }
-            }
-            Ok(features)
+            let rows = stmt.query_map([team_slug], |r| {
+                Ok(FeatureLane {
+                    project_uuid: r.get(0)?,
+                    project_slug: r.get(1)?,
+                    feature_slug: r.get(2)?,
+                    lane: r.get(3)?,
+                    count: r.get(4)?,
+                    last_at_ms: r.get(5)?,
+                })
+            })?;
+            Ok(fold_features(rows.collect::<Result<Vec<_>, _>>()?))
         })
     }
 

@@ -9,9 +9,9 @@
 //! pool of connections, and turning the driver's errors into ones that name the fix.
 
 mod accounts;
+mod dashboard;
 mod events;
 mod ingest;
-mod pending;
 pub mod schema;
 
 use std::collections::HashMap;
