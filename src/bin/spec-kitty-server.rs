@@ -42,7 +42,8 @@ enum Command {
     /// --max-connections, --max-connections-per-address); see docs/how-to/self-host-server.md.
     #[command(after_help = "Examples:\n  \
         spec-kitty-server serve --bind 127.0.0.1:8750\n  \
-        spec-kitty-server serve --bind 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem")]
+        spec-kitty-server serve --bind 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem\n  \
+        DATABASE_URL=postgres://kitty@db.internal/spec_kitty spec-kitty-server serve")]
     Serve(ServeArgs),
     /// Manage user accounts.
     #[command(subcommand)]
@@ -152,6 +153,8 @@ struct ServeArgs {
     #[arg(long, default_value_t = 256, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections_per_address: u64,
+    #[command(flatten)]
+    target: DatabaseArg,
 }
 
 #[derive(Subcommand)]
@@ -349,9 +352,13 @@ fn print_json<T: serde::Serialize>(value: &T) -> miette::Result<()> {
     Ok(())
 }
 
-fn serve(db: PathBuf, args: ServeArgs) -> miette::Result<()> {
+fn serve(db: PathBuf, mut args: ServeArgs) -> miette::Result<()> {
     init_logging();
-    let mut config = ServerConfig::new(db);
+    let target = DatabaseArg {
+        database: args.target.database.take(),
+    };
+    let database = target.choose(db)?;
+    let mut config = ServerConfig::new(database);
     config.bind = args.bind;
     config.tls = args.tls_cert.zip(args.tls_key);
     // The ranges are enforced by the flags' parsers, so these conversions cannot truncate.

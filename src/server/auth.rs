@@ -37,6 +37,9 @@ use super::login::INVALID_LOGIN;
 /// What can go wrong with the signing secret or a password hash.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum AuthError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] super::store::StoreError),
     #[error("cannot read or create the JWT secret file {path}: {source}")]
     #[diagnostic(
         code(spec_kitty_server::auth::secret_file),
@@ -75,9 +78,18 @@ impl Keys {
     /// Loads the secret from [`JWT_SECRET_ENV`], or from `<db>.jwt-secret`, creating that file
     /// (mode 0600) with 32 random bytes on first start.
     pub fn load_or_create(db_path: &Path) -> Result<Keys, AuthError> {
+        Keys::load_or_shared(|_| secret_file(&secret_path(db_path)))
+    }
+
+    /// Loads the secret from [`JWT_SECRET_ENV`], or else from `shared`, which is given a new
+    /// random secret to keep when it has none yet and answers the one it keeps (the first
+    /// replica's, on PostgreSQL).
+    pub fn load_or_shared(
+        shared: impl FnOnce(&str) -> Result<Vec<u8>, AuthError>,
+    ) -> Result<Keys, AuthError> {
         let secret = match std::env::var(JWT_SECRET_ENV) {
             Ok(s) if !s.is_empty() => s.into_bytes(),
-            _ => secret_file(&secret_path(db_path))?,
+            _ => shared(&random_token())?,
         };
         if secret.len() < 32 {
             return Err(AuthError::SecretTooShort);

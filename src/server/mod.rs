@@ -49,7 +49,7 @@ use auth::{AuthError, Keys};
 use connections::{Limits, OpenConnections};
 use fanout::Fanout;
 use login::{HashSlots, LimiterConfig, LoginLimiter};
-use store::{Store, StoreError};
+use store::{Database, Store, StoreError};
 use tls::TlsError;
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
@@ -59,7 +59,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub bind: SocketAddr,
-    pub db_path: PathBuf,
+    /// The SQLite file, or a PostgreSQL database shared with other replicas.
+    pub database: Database,
     /// Certificate and key (PEM) to serve HTTPS; plain HTTP without.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Seconds an access token is valid.
@@ -90,10 +91,10 @@ pub const TEST_INGEST_DELAY_ENV: &str = "SPEC_KITTY_SERVER_TEST_INGEST_DELAY_MS"
 
 impl ServerConfig {
     /// The defaults of `spec-kitty-server serve`.
-    pub fn new(db_path: PathBuf) -> ServerConfig {
+    pub fn new(database: Database) -> ServerConfig {
         ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8750)),
-            db_path,
+            database,
             tls: None,
             access_lifetime: 900,
             refresh_lifetime: 604_800,
@@ -174,11 +175,28 @@ pub struct Server {
     shutdown_tx: watch::Sender<bool>,
 }
 
+/// Opens (and migrates) the database and loads the token signing keys.
+fn open_store(database: &Database) -> Result<(Store, Keys), ServerError> {
+    let store = Store::open_database(database)?;
+    let keys = match database {
+        Database::Sqlite(path) => Keys::load_or_create(path)?,
+        // Every replica must sign and check with one secret: it lives in the database.
+        Database::Postgres(_) => Keys::load_or_shared(|candidate| {
+            Ok(store.shared_jwt_secret(candidate)?.unwrap_or_default())
+        })?,
+    };
+    Ok((store, keys))
+}
+
 impl Server {
     /// Opens (and migrates) the database, loads the signing secret and binds the address.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
-        let store = Store::open(&config.db_path)?;
-        let keys = Keys::load_or_create(&config.db_path)?;
+        // Blocking (file I/O, or the PostgreSQL driver's own runtime, which may not start
+        // inside ours): on a blocking thread.
+        let database = config.database.clone();
+        let (store, keys) = tokio::task::spawn_blocking(move || open_store(&database))
+            .await
+            .map_err(|_| StoreError::Poisoned)??;
         let acceptor = match &config.tls {
             Some((cert, key)) => Some(tls::acceptor(cert, key)?),
             None => None,

@@ -199,18 +199,42 @@ impl PgCluster {
     }
 
     /// Creates database `name` and returns its URL.
+    /// Works inside async tests too: the blocking client runs on a thread of its own (the
+    /// driver starts a runtime, which may not happen inside another).
     pub fn create_database(&self, name: &str) -> String {
-        let mut client = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
-            .expect("connect to the test cluster");
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create database");
+        let (admin, sql) = (self.url("postgres"), format!("CREATE DATABASE {name}"));
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+                .expect("connect to the test cluster");
+            client.batch_execute(&sql).expect("create database");
+        })
+        .join()
+        .expect("create the test database");
         self.url(name)
     }
 
     /// A client of database `name`, for the tests' own queries.
     pub fn client(&self, name: &str) -> postgres::Client {
         postgres::Client::connect(&self.url(name), postgres::NoTls).expect("connect")
+    }
+
+    /// The bytes of every file of the cluster's data directory (tables, indexes, WAL), for
+    /// tests that look for what must never be stored. Call after a `CHECKPOINT` or not: the
+    /// WAL holds what the tables do not yet.
+    pub fn data_files(&self) -> Vec<u8> {
+        fn walk(dir: &Path, out: &mut Vec<u8>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    out.extend_from_slice(&bytes);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.dir.path().join("data"), &mut out);
+        out
     }
 
     /// Stops the server (fast shutdown) and waits for it, bounded.

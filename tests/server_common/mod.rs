@@ -15,8 +15,23 @@ pub const PASSWORD: &str = "correct horse battery";
 pub const NODE: &str = "0123456789ab";
 pub const PROJECT: &str = "5d6f2c1e-8b9a-4c3d-9e7f-1a2b3c4d5e6f";
 
+#[path = "../pg_common/mod.rs"]
+pub mod pg_common;
+
+/// Environment variable choosing the database of every [`TestServer`]: `postgres` runs each
+/// on a throwaway PostgreSQL cluster of its own (tests/pg_common), anything else or unset on
+/// the SQLite file in its temp dir. One test suite, both backends.
+pub const BACKEND_ENV: &str = "SPEC_KITTY_TEST_BACKEND";
+
+/// Whether the servers of this run store into PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var(BACKEND_ENV).is_ok_and(|b| b == "postgres")
+}
+
 /// A running server; killed when dropped.
 pub struct TestServer {
+    /// The PostgreSQL cluster of this server's database, when [`on_postgres`].
+    pub pg: Option<std::sync::Arc<pg_common::PgCluster>>,
     child: Option<Child>,
     pub url: String,
     pub dir: PathBuf,
@@ -47,8 +62,13 @@ fn command(dir: &Path) -> Command {
         .env_remove("SPEC_KITTY_SERVER_DB")
         .env_remove("SPEC_KITTY_SERVER_JWT_SECRET")
         .env("SPEC_KITTY_SERVER_LOG", "info")
+        .env_remove("DATABASE_URL")
         .arg("--db")
         .arg(dir.join("server.db"));
+    // The server and its admin commands use the PostgreSQL database written here, if any.
+    if let Ok(url) = std::fs::read_to_string(dir.join("database-url")) {
+        cmd.env("DATABASE_URL", url.trim());
+    }
     cmd
 }
 
@@ -62,9 +82,16 @@ impl TestServer {
     pub fn start_with(args: &[&str], options: Options) -> TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_owned();
+        let pg = on_postgres().then(|| {
+            let cluster = pg_common::PgCluster::start();
+            let url = cluster.create_database("spec_kitty");
+            std::fs::write(dir.join("database-url"), url).expect("write database-url");
+            std::sync::Arc::new(cluster)
+        });
         let args = args.iter().map(|s| s.to_string()).collect();
         let mut server = TestServer::spawn(dir, args, options);
         server._tmp = Some(tmp);
+        server.pg = pg;
         server
     }
 
@@ -117,6 +144,7 @@ impl TestServer {
             url = line.strip_prefix("listening on ").map(str::to_owned);
         }
         TestServer {
+            pg: None,
             child: Some(child),
             url: url.expect("url"),
             dir,
@@ -208,6 +236,7 @@ impl TestServer {
         }
         let mut next = TestServer::spawn(self.dir.clone(), self.args.clone(), self.options.clone());
         next._tmp = self._tmp.take();
+        next.pg = self.pg.take();
         next
     }
 

@@ -175,6 +175,16 @@ impl Store {
         }
     }
 
+    /// The JWT signing secret kept in the database for every replica to share, keeping
+    /// `candidate` when there is none yet. `None` on SQLite, whose secret is a file beside the
+    /// database (server/auth.rs).
+    pub fn shared_jwt_secret(&self, candidate: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(p) => p.shared_jwt_secret(candidate).map(Some),
+        }
+    }
+
     /// The database as it may be shown: the SQLite file's path, or the PostgreSQL URL without
     /// its password.
     pub fn shown(&self) -> String {

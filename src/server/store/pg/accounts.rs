@@ -359,6 +359,27 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// The JWT signing secret every replica shares: `candidate` is kept when there is none
+    /// yet (the first replica to start wins; the others read its secret).
+    pub fn shared_jwt_secret(&self, candidate: &str) -> Result<Vec<u8>, StoreError> {
+        self.with(|db, client| {
+            let e = |x| db.error(x);
+            client
+                .execute(
+                    "INSERT INTO server_secrets (name, value) VALUES ('jwt', $1)
+                     ON CONFLICT DO NOTHING",
+                    &[&candidate],
+                )
+                .map_err(e)?;
+            let row = client
+                .query_one("SELECT value FROM server_secrets WHERE name = 'jwt'", &[])
+                .map_err(e)?;
+            Ok(row.get::<_, String>(0).into_bytes())
+        })
+    }
+}
+
 fn user_row(r: &postgres::Row) -> UserRow {
     UserRow {
         username: r.get(0),

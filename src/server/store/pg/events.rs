@@ -59,26 +59,40 @@ impl Postgres {
         limit: usize,
         max_bytes: usize,
     ) -> Result<(Vec<StoredEvent>, bool), StoreError> {
+        // Sizes first, then only the envelopes that fit: a page never loads more than
+        // max_bytes of envelopes (plus one), however large the rows after it are.
         self.with(|db, client| {
-            let rows = client
+            let e = |x| db.error(x);
+            let sizes = client
                 .query(
-                    "SELECT seq, event_type, envelope FROM events
+                    "SELECT seq, octet_length(envelope)::bigint FROM events
                      WHERE team_slug = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                     &[&team_slug, &after, &(limit as i64 + 1)],
                 )
-                .map_err(|x| db.error(x))?;
-            let mut events = Vec::new();
-            let mut bytes = 0usize;
-            for row in &rows {
-                let event = stored_event(row);
-                let len = event.envelope.len();
-                if events.len() == limit || (!events.is_empty() && bytes + len > max_bytes) {
-                    return Ok((events, true));
+                .map_err(e)?;
+            let (mut last, mut taken, mut bytes) = (after, 0usize, 0usize);
+            let mut more = false;
+            for row in &sizes {
+                let len = row.get::<_, i64>(1) as usize;
+                if taken == limit || (taken > 0 && bytes + len > max_bytes) {
+                    more = true;
+                    break;
                 }
                 bytes += len;
-                events.push(event);
+                taken += 1;
+                last = row.get(0);
             }
-            Ok((events, false))
+            if taken == 0 {
+                return Ok((Vec::new(), false));
+            }
+            let rows = client
+                .query(
+                    "SELECT seq, event_type, envelope FROM events
+                     WHERE team_slug = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+                    &[&team_slug, &after, &last],
+                )
+                .map_err(e)?;
+            Ok((rows.iter().map(stored_event).collect(), more))
         })
     }
 

@@ -171,6 +171,18 @@ impl Postgres {
     }
 }
 
+impl Drop for Postgres {
+    /// Each connection owns a small runtime of the driver, and a runtime may not be dropped on
+    /// an async thread (the server's store is dropped at the end of `serve`, inside tokio): so
+    /// the pool is closed on a thread of its own.
+    fn drop(&mut self) {
+        let pool = std::mem::take(self.pool.get_mut().unwrap_or_else(|p| p.into_inner()));
+        if !pool.is_empty() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
+}
+
 /// A help line for the usual failures: unreachable, refused login, missing database.
 fn help_for(e: &PgError) -> String {
     use postgres::error::SqlState;

@@ -149,6 +149,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX login_failures_user_time ON login_failures(username, at_ms);
     CREATE INDEX login_failures_address_time ON login_failures(address, at_ms);
+    -- Secrets every replica must share: the JWT signing secret (SQLite keeps it in a file
+    -- beside the database instead). Only the server reads it; the database is private.
+    CREATE TABLE server_secrets (
+        name   TEXT COLLATE "C" PRIMARY KEY,
+        value  TEXT COLLATE "C" NOT NULL
+    );
     "#,
 ];
 
