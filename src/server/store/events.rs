@@ -114,14 +114,13 @@ impl Sqlite {
             )?;
             let mut rows = stmt.query(params![team_slug, after, limit as i64 + 1])?;
             let mut events = Vec::new();
-            let mut bytes = 0usize;
+            let mut page = PageBudget::new(limit, max_bytes);
             while let Some(row) = rows.next()? {
                 // Sized before it is read, so an oversized row is never loaded for nothing.
                 let len = row.get_ref(2)?.as_bytes().map_or(0, <[u8]>::len);
-                if events.len() == limit || (!events.is_empty() && bytes + len > max_bytes) {
+                if !page.admit(len) {
                     return Ok((events, true));
                 }
-                bytes += len;
                 events.push(stored_event(row)?);
             }
             Ok((events, false))
@@ -183,6 +182,37 @@ impl Sqlite {
                 },
             )?)
         })
+    }
+}
+
+/// The bounds of one pull page, on either backend: at most `limit` events and `max_bytes` of
+/// envelopes, but always the first event, however large (else a pull could never pass it).
+pub(super) struct PageBudget {
+    limit: usize,
+    max_bytes: usize,
+    taken: usize,
+    bytes: usize,
+}
+
+impl PageBudget {
+    pub(super) fn new(limit: usize, max_bytes: usize) -> PageBudget {
+        PageBudget {
+            limit,
+            max_bytes,
+            taken: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Whether the next event, of `len` envelope bytes, still fits the page (and counts it
+    /// when it does). Once it answers false the page is full and more events follow.
+    pub(super) fn admit(&mut self, len: usize) -> bool {
+        if self.taken == self.limit || (self.taken > 0 && self.bytes + len > self.max_bytes) {
+            return false;
+        }
+        self.taken += 1;
+        self.bytes += len;
+        true
     }
 }
 

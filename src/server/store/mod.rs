@@ -244,7 +244,7 @@ impl Store {
     }
 
     /// Rotates a refresh token: the presented one is marked rotated and `new_hash` joins its
-    /// family, all in one transaction so two concurrent refreshes cannot both succeed.
+    /// family; two concurrent refreshes with one token, on any replicas, cannot both succeed.
     pub fn rotate_refresh(
         &self,
         old_hash: &str,
@@ -277,7 +277,7 @@ impl Store {
     }
 
     /// Of `users` and `sessions`, those that no longer grant access: users disabled or
-    /// deleted, sessions revoked. Reads one row per name.
+    /// deleted, sessions revoked.
     pub fn revoked(
         &self,
         users: &[String],
@@ -354,8 +354,7 @@ impl Store {
     }
 
     /// The activity feed: up to `limit` events of the team older than `before` (a `seq`),
-    /// newest first, matching every filter given; index ranges from the cursor whatever the
-    /// filters (see `activity`).
+    /// newest first, matching every filter given.
     pub fn dashboard_activity(
         &self,
         team_slug: &str,
@@ -367,9 +366,8 @@ impl Store {
     }
 
     /// The events of one work package (at most `limit`, oldest first by server order): the
-    /// ones filed under `feature_slug` and the ones that name no feature. Two ranges of
-    /// `events_team_feature_wp_type_seq`, so only this work package's events are read, never
-    /// those of the same id in the team's other features.
+    /// ones filed under `feature_slug` and the ones that name no feature, never those of the
+    /// same id in the team's other features.
     pub fn work_package_events(
         &self,
         team_slug: &str,

@@ -8,7 +8,7 @@
 //! for each other. Deduplication is the unique index on `event_id`: the same event sent to two
 //! replicas at once waits on the index, then one insert wins and the other answers duplicate.
 
-use super::super::events::insert_in;
+use super::super::events::{PageBudget, insert_in};
 use super::super::{Counts, IncomingEvent, InsertOutcome, StoreError, StoredEvent, WorkPackageRow};
 use super::Postgres;
 use super::ingest::PgIngest;
@@ -70,21 +70,18 @@ impl Postgres {
                     &[&team_slug, &after, &(limit as i64 + 1)],
                 )
                 .map_err(e)?;
-            let (mut last, mut taken, mut bytes) = (after, 0usize, 0usize);
-            let mut more = false;
+            let mut page = PageBudget::new(limit, max_bytes);
+            let (mut last, mut more) = (None, false);
             for row in &sizes {
-                let len = row.get::<_, i64>(1) as usize;
-                if taken == limit || (taken > 0 && bytes + len > max_bytes) {
+                if !page.admit(row.get::<_, i64>(1) as usize) {
                     more = true;
                     break;
                 }
-                bytes += len;
-                taken += 1;
-                last = row.get(0);
+                last = Some(row.get::<_, i64>(0));
             }
-            if taken == 0 {
+            let Some(last) = last else {
                 return Ok((Vec::new(), false));
-            }
+            };
             let rows = client
                 .query(
                     "SELECT seq, event_type, envelope FROM events
